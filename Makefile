@@ -1,0 +1,28 @@
+# Python 3.11 exactly: spyne 2.14 (its last release) does not import on 3.12+.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test chaos bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/asterisk-bridge demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+chaos: $(STAMP)
+	BRIDGE_CHAOS_FULL=1 $(BIN)/python -m pytest -q tests/chaos -s
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

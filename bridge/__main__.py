@@ -1,0 +1,7 @@
+"""Lets `python -m bridge` run the CLI."""
+
+import sys
+
+from bridge.cli import main
+
+sys.exit(main())

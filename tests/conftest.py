@@ -1,0 +1,56 @@
+"""Shared fixtures: real SQLite files and real PostgreSQL databases, one fresh database a test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+AMI_FIXTURES = FIXTURES / "ami"
+PG_ADMIN_URL = os.environ.get("BRIDGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_admin():
+    import psycopg
+
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at BRIDGE_TEST_PG_URL={PG_ADMIN_URL} is unreachable under CI: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
+
+
+def _sqlalchemy_url(libpq_url: str, dbname: str) -> str:
+    base = libpq_url.rsplit("/", 1)[0]
+    return base.replace("postgresql://", "postgresql+psycopg://", 1) + "/" + dbname
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database (SQLAlchemy URL), dropped after the test."""
+    dbname = f"bridge_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    try:
+        yield _sqlalchemy_url(PG_ADMIN_URL, dbname)
+    finally:
+        with _pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'outbox.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The same test against the embedded default and the production backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'outbox.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")
