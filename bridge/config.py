@@ -1,0 +1,115 @@
+"""TOML → validated, immutable settings. The key names are the public contract (design.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# Durations in config are strings like "72h", "10m", "500ms" or plain seconds; the loader
+# turns them into float seconds (fields ending in _s).
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///outbox.db"
+    batch_max_events: int = 500        # group commit: flush at N events …
+    batch_max_delay_s: float = 0.005   # … or after T seconds, whichever first
+    queue_max_events: int = 100_000    # writer queue; full → backpressure (counted), never drop
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = ""
+    secret: str = field(default="", repr=False)
+    auth: str = "md5"                  # md5 | plain
+    tls: bool = False
+    ca_file: str | None = None
+    events: str = "on"                 # on | off | comma-separated classes
+    ping_interval_s: float = 10.0
+    ping_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    reconnect_base_s: float = 0.5
+    reconnect_cap_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ClickToCallConfig:
+    channel: str = "PJSIP/{extension}"
+    context: str = "from-internal"
+    priority: int = 1
+    timeout_ms: int = 30_000
+    server: str | None = None          # which [[ami]] places the call; default the first
+
+
+@dataclass(frozen=True)
+class SoapConfig:
+    listen: str = "127.0.0.1:8080"
+    path: str = "/bridge"              # SOAP 1.1 at path, SOAP 1.2 at path + "12"
+    allow: tuple[str, ...] = ("127.0.0.1/32",)
+    users: Mapping[str, str] = field(default_factory=dict, repr=False)  # user → password or hash
+    click_to_call: ClickToCallConfig = field(default_factory=ClickToCallConfig)
+    allowed_contexts: tuple[str, ...] = ()        # empty: any context
+    allowed_channels: tuple[str, ...] = ()        # regexes; empty: any channel
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_body_bytes: int = 256 * 1024
+    threads: int = 16
+
+
+@dataclass(frozen=True)
+class SubscriberConfig:
+    name: str
+    url: str
+    mode: str = "normalized"           # raw | normalized | both
+    filter: str | None = None          # ROM-Asterisk-style regex, DOTALL, on the event text
+    events: tuple[str, ...] = ()       # event names, case-insensitive; empty: all
+    exclude_events: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)  # exact value, or "/regex/"
+    enabled: bool = True
+    username: str | None = None        # HTTP Basic towards the ERP
+    password: str | None = field(default=None, repr=False)
+    signing_secret: str | None = field(default=None, repr=False)  # Standard Webhooks HMAC
+    max_age_s: float = 72 * 3600.0
+    max_attempts: int | None = None
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    proxy: str | None = None
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+    format: str = "text"               # text | json
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = "127.0.0.1:9108"     # /metrics and /healthz
+
+
+@dataclass(frozen=True)
+class CallsConfig:
+    """How the call model decides direction (inbound/outbound/internal)."""
+
+    internal_contexts: tuple[str, ...] = ("from-internal",)
+    inbound_contexts: tuple[str, ...] = ("from-trunk", "from-pstn", "from-external")
+    trunk_channel_patterns: tuple[str, ...] = ()  # regexes matching trunk channel names
+    ended_grace_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    ami: tuple[AmiConfig, ...] = ()
+    soap: SoapConfig | None = None                 # None: the SOAP server does not start
+    subscribers: tuple[SubscriberConfig, ...] = ()
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig | None = None           # None: /metrics and /healthz do not start
+    calls: CallsConfig = field(default_factory=CallsConfig)
