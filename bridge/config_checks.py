@@ -1,0 +1,240 @@
+"""Semantic checks on typed settings: regexes, URLs, addresses, CIDRs, choices, cross references."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from bridge.config import (AmiConfig, CallsConfig, ClickToCallConfig, Config, DatabaseConfig,
+                           LoggingConfig, MetricsConfig, SoapConfig, SubscriberConfig)
+
+# manager.conf read/write classes (Asterisk 11–22, main/manager.c `perms[]`); `events = "on"`
+# means every class the user may read.
+AMI_EVENT_CLASSES = ("system", "call", "log", "verbose", "command", "agent", "user", "config",
+                     "dtmf", "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc",
+                     "test", "security", "message", "all")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Names end up in metric labels, outbox rows and CLI arguments: keep them shell- and SQL-safe.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """"127.0.0.1:8080", "[::1]:8080", "localhost:0" → (host, port); ValueError says why."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value.strip())
+    if not match:
+        raise ValueError(f'"{value}" is not HOST:PORT (e.g. "127.0.0.1:8080", "[::1]:8080")')
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    if match.group(1):
+        ipaddress.IPv6Address(host)
+    elif not _is_host(host):
+        raise ValueError(f'"{host}" is not an IP address or host name')
+    return host, port
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(_HOST_RE.fullmatch(host))
+
+
+def _regex(pattern: str, path: str, problems: list[str], flags: int = 0) -> None:
+    try:
+        re.compile(pattern, flags)
+    except re.error as exc:
+        where = f" at {exc.pos}" if exc.pos is not None else ""
+        problems.append(f"{path}: {exc.msg}{where}")
+
+
+def _choice(value: str, choices, path: str, problems: list[str]) -> None:
+    if value not in choices:
+        problems.append(f"{path}: {value!r} is not one of {', '.join(choices)}")
+
+
+def _http_url(value: str, path: str, problems: list[str]) -> None:
+    # The value is not echoed: a URL may carry credentials.
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(f"{path}: expected an http:// or https:// URL with a host")
+        return
+    try:
+        parts.port
+    except ValueError:
+        problems.append(f"{path}: the URL's port is not a number in 0-65535")
+
+
+def _file(value: str | None, path: str, problems: list[str]) -> None:
+    if value is not None and not os.path.isfile(value):
+        problems.append(f"{path}: no such file: {value}")
+
+
+def _positive(value, path: str, problems: list[str], zero_ok: bool = False) -> None:
+    if value < 0 or (value == 0 and not zero_ok):
+        problems.append(f"{path}: must be {'≥' if zero_ok else '>'} 0")
+
+
+def _name(value: str, path: str, problems: list[str]) -> None:
+    if not _NAME_RE.fullmatch(value):
+        problems.append(f"{path}: {value!r} is not a valid name "
+                        "(letters, digits, '_', '.', '-'; up to 64 characters)")
+
+
+def _check_database(cfg: DatabaseConfig, path: str, problems: list[str]) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(cfg.url)
+    except ArgumentError:
+        problems.append(f"{path}.url: not a database URL "
+                        "(e.g. sqlite:///outbox.db, postgresql+psycopg://user@host/db)")
+    else:
+        try:
+            url.get_dialect().import_dbapi()
+        except (NoSuchModuleError, ImportError) as exc:
+            problems.append(f"{path}.url: database driver {url.drivername!r} is not available "
+                            f"({type(exc).__name__}: {exc})")
+    _positive(cfg.batch_max_events, f"{path}.batch_max_events", problems)
+    _positive(cfg.batch_max_delay_s, f"{path}.batch_max_delay", problems, zero_ok=True)
+    _positive(cfg.queue_max_events, f"{path}.queue_max_events", problems)
+
+
+def _check_ami(cfg: AmiConfig, path: str, problems: list[str]) -> None:
+    _name(cfg.name, f"{path}.name", problems)
+    if not _is_host(cfg.host):
+        problems.append(f"{path}.host: {cfg.host!r} is not an IP address or host name")
+    if not 1 <= cfg.port <= 65535:
+        problems.append(f"{path}.port: {cfg.port} is out of range 1-65535")
+    if not cfg.username:
+        problems.append(f"{path}.username: required (the [user] section of manager.conf)")
+    _choice(cfg.auth, ("md5", "plain"), f"{path}.auth", problems)
+    if cfg.events not in ("on", "off"):
+        for item in (c.strip() for c in cfg.events.split(",")):
+            _choice(item, AMI_EVENT_CLASSES, f"{path}.events", problems)
+    _file(cfg.ca_file, f"{path}.ca_file", problems)
+    _positive(cfg.ping_interval_s, f"{path}.ping_interval", problems)
+    _positive(cfg.ping_timeout_s, f"{path}.ping_timeout", problems)
+    _positive(cfg.connect_timeout_s, f"{path}.connect_timeout", problems)
+    _positive(cfg.reconnect_base_s, f"{path}.reconnect_base", problems)
+    if cfg.reconnect_cap_s < cfg.reconnect_base_s:
+        problems.append(f"{path}.reconnect_cap: must be ≥ reconnect_base")
+
+
+def _check_click_to_call(cfg: ClickToCallConfig, path: str, problems: list[str]) -> None:
+    if "{extension}" not in cfg.channel:
+        problems.append(f"{path}.channel: must contain {{extension}} (e.g. \"PJSIP/{{extension}}\")")
+    if not cfg.context:
+        problems.append(f"{path}.context: required")
+    _positive(cfg.priority, f"{path}.priority", problems)
+    _positive(cfg.timeout_ms, f"{path}.timeout_ms", problems)
+
+
+def _check_soap(cfg: SoapConfig, path: str, problems: list[str]) -> None:
+    _listen(cfg.listen, f"{path}.listen", problems)
+    if not cfg.path.startswith("/") or any(c in cfg.path for c in "?# "):
+        problems.append(f"{path}.path: must start with '/' and contain no '?', '#' or spaces")
+    for i, cidr in enumerate(cfg.allow):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.append(f"{path}.allow[{i}]: {cidr!r} is not an IP network (e.g. 10.0.0.0/8)")
+    for user, password in cfg.users.items():
+        if not password:
+            problems.append(f"{path}.users.{user}: empty password")
+    for i, pattern in enumerate(cfg.allowed_channels):
+        _regex(pattern, f"{path}.allowed_channels[{i}]", problems)
+    if (cfg.tls_cert is None) != (cfg.tls_key is None):
+        problems.append(f"{path}: tls_cert and tls_key go together")
+    _file(cfg.tls_cert, f"{path}.tls_cert", problems)
+    _file(cfg.tls_key, f"{path}.tls_key", problems)
+    _positive(cfg.max_body_bytes, f"{path}.max_body_bytes", problems)
+    _positive(cfg.threads, f"{path}.threads", problems)
+
+
+def _check_subscriber(cfg: SubscriberConfig, path: str, problems: list[str]) -> None:
+    _name(cfg.name, f"{path}.name", problems)
+    _http_url(cfg.url, f"{path}.url", problems)
+    _choice(cfg.mode, ("raw", "normalized", "both"), f"{path}.mode", problems)
+    if cfg.filter is not None:
+        _regex(cfg.filter, f"{path}.filter", problems, re.DOTALL)
+    for name, value in cfg.headers.items():
+        if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
+            _regex(value[1:-1], f"{path}.headers.{name}", problems, re.DOTALL)
+    if cfg.proxy is not None:
+        _http_url(cfg.proxy, f"{path}.proxy", problems)
+    if cfg.max_attempts is not None:
+        _positive(cfg.max_attempts, f"{path}.max_attempts", problems)
+    _positive(cfg.max_age_s, f"{path}.max_age", problems)
+    _positive(cfg.retry_base_s, f"{path}.retry_base", problems)
+    if cfg.retry_cap_s < cfg.retry_base_s:
+        problems.append(f"{path}.retry_cap: must be ≥ retry_base")
+    _positive(cfg.connect_timeout_s, f"{path}.connect_timeout", problems)
+    _positive(cfg.read_timeout_s, f"{path}.read_timeout", problems)
+    _file(cfg.ca_file, f"{path}.ca_file", problems)
+
+
+def _check_logging(cfg: LoggingConfig, path: str, problems: list[str]) -> None:
+    _choice(cfg.level.upper(), LOG_LEVELS, f"{path}.level", problems)
+    _choice(cfg.format, ("text", "json"), f"{path}.format", problems)
+
+
+def _check_metrics(cfg: MetricsConfig, path: str, problems: list[str]) -> None:
+    _listen(cfg.listen, f"{path}.listen", problems)
+
+
+def _check_calls(cfg: CallsConfig, path: str, problems: list[str]) -> None:
+    for i, pattern in enumerate(cfg.trunk_channel_patterns):
+        _regex(pattern, f"{path}.trunk_channel_patterns[{i}]", problems)
+    _positive(cfg.ended_grace_s, f"{path}.ended_grace", problems, zero_ok=True)
+
+
+def _listen(value: str, path: str, problems: list[str]) -> None:
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        problems.append(f"{path}: {exc}")
+
+
+_ITEM_CHECKS = {
+    DatabaseConfig: _check_database, AmiConfig: _check_ami, ClickToCallConfig: _check_click_to_call,
+    SoapConfig: _check_soap, SubscriberConfig: _check_subscriber, LoggingConfig: _check_logging,
+    MetricsConfig: _check_metrics, CallsConfig: _check_calls,
+}
+
+
+def check_item(item, path: str, problems: list[str]) -> None:
+    _ITEM_CHECKS[type(item)](item, path, problems)
+
+
+def check(config: Config, data: Mapping, problems: list[str]) -> None:
+    """Checks across sections; per-table checks already ran while building."""
+    if "database" not in data:
+        # The default still has to be valid (its driver importable).
+        _check_database(config.database, "database", problems)
+    if not data.get("ami"):
+        problems.append("ami: at least one [[ami]] table is required (one per Asterisk server)")
+    _unique(data.get("ami"), "ami", problems)
+    _unique(data.get("subscriber"), "subscriber", problems)
+    ctc = config.soap.click_to_call if config.soap else None
+    if ctc and ctc.server is not None and ctc.server not in {a.name for a in config.ami}:
+        problems.append(f"soap.click_to_call.server: {ctc.server!r} names no [[ami]] server")
+
+
+def _unique(items, section: str, problems: list[str]) -> None:
+    if not isinstance(items, list):
+        return
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if isinstance(name, str) and name in seen:
+            problems.append(f"{section}[{i}].name: {name!r} is already used by {section}[{seen[name]}]")
+        elif isinstance(name, str):
+            seen[name] = i
