@@ -1,0 +1,235 @@
+"""The `asterisk-bridge` command line: argparse parsers, handlers returning exit codes, error printing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Callable, Sequence
+
+import bridge
+from bridge.errors import BridgeError, ConfigError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+CONFIG_ENV = "BRIDGE_CONFIG"
+
+ENVIRONMENT_HELP = f"""\
+environment:
+  {CONFIG_ENV}           configuration file when -c is not given
+  BRIDGE_DATABASE_URL     database URL for `db` and `outbox` when neither -c nor --database-url is given
+  BRIDGE_LOG_LEVEL        overrides [logging] level (DEBUG, INFO, WARNING, ERROR)
+  any ${{VAR}}              a config value written as "${{VAR}}" is read from the environment
+                          (e.g. secret = "${{AMI_SECRET}}"); "${{VAR:-default}}" falls back
+
+exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage"""
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get(CONFIG_ENV)
+    parser.add_argument("-c", "--config", metavar="FILE", default=default, required=default is None,
+                        help=f"TOML configuration file (env {CONFIG_ENV})")
+
+
+def add_run_parser(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="run the bridge until SIGTERM/SIGINT",
+                                   epilog=ENVIRONMENT_HELP,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_argument(parser)
+    parser.set_defaults(func=cmd_run)
+
+
+def add_demo_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="simulated Asterisk + local ERP sink: watch call events being delivered",
+        description="Starts an AMI simulator, a SQLite outbox in a temporary directory, the SOAP "
+                    "service and a local SOAP sink playing the ERP; no Asterisk needed. Ctrl-C stops.")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--calls-per-minute", type=float, default=6.0, metavar="N",
+                        help="simulated calls per minute (default 6)")
+    parser.add_argument("--profile", default="asterisk20", choices=("asterisk11", "asterisk20"),
+                        help="which Asterisk the simulator plays (default asterisk20)")
+    parser.set_defaults(func=cmd_demo)
+
+
+def add_check_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "check", help="log in to each AMI server, reach each subscriber, check the database schema")
+    add_config_argument(parser)
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                        help="per-check timeout in seconds (default 5)")
+    parser.set_defaults(func=cmd_check)
+
+
+def add_config_parser(subparsers) -> None:
+    parser = subparsers.add_parser("config", help="configuration commands")
+    sub = parser.add_subparsers(dest="config_command", metavar="COMMAND")
+    check = sub.add_parser("check", help="validate the configuration file without starting anything",
+                           epilog=ENVIRONMENT_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_argument(check)
+    check.add_argument("--offline", action="store_true",
+                       help="do not try to connect to the database")
+    check.set_defaults(func=cmd_config_check)
+    parser.set_defaults(func=_usage(parser))
+
+
+def add_wsdl_parser(subparsers) -> None:
+    parser = subparsers.add_parser("wsdl", help="print the WSDL the SOAP service publishes")
+    parser.add_argument("-c", "--config", metavar="FILE", default=os.environ.get(CONFIG_ENV),
+                        help=f"take [soap] from this file (env {CONFIG_ENV}); default settings otherwise")
+    parser.add_argument("--url", help="service address to put in the WSDL "
+                                      "(default http://LISTEN/PATH from [soap])")
+    parser.add_argument("--soap12", action="store_true", help="the SOAP 1.2 flavour")
+    parser.set_defaults(func=cmd_wsdl)
+
+
+def add_version_parser(subparsers) -> None:
+    parser = subparsers.add_parser("version", help="print the version")
+    parser.set_defaults(func=cmd_version)
+
+
+def _add_outbox_parsers(subparsers) -> None:
+    """`db` and `outbox` belong to bridge.outbox.cli; if that part fails to import, the rest of the
+    CLI still works and those two commands say why they cannot."""
+    try:
+        from bridge.outbox.cli import add_db_parser, add_outbox_parser
+    except ImportError as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        for name in ("db", "outbox"):
+            parser = subparsers.add_parser(name, help=f"unavailable ({reason})")
+            parser.add_argument("rest", nargs=argparse.REMAINDER)
+            parser.set_defaults(func=_unavailable(name, reason))
+        return
+    add_db_parser(subparsers)
+    add_outbox_parser(subparsers)
+
+
+def _unavailable(name: str, reason: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        raise BridgeError(f"`{name}` is unavailable: bridge.outbox.cli failed to import ({reason})")
+    return handler
+
+
+def _usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asterisk-bridge", epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Asterisk AMI → ERP bridge: durable event outbox, SOAP push, SOAP call control.")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="debug logging, and tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (add_run_parser, add_demo_parser, add_check_parser, add_config_parser):
+        add(subparsers)
+    _add_outbox_parsers(subparsers)
+    add_wsdl_parser(subparsers)
+    add_version_parser(subparsers)
+    parser.set_defaults(func=_usage(parser))
+    return parser
+
+
+# --- handlers (each returns an exit code; other parts are imported lazily) ---------------------
+
+def _log_level(args: argparse.Namespace, default: str) -> str:
+    return "DEBUG" if args.verbose else os.environ.get("BRIDGE_LOG_LEVEL", default)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bridge.config import load_config
+    from bridge.logsetup import setup_logging_for
+    from bridge.runtime import Runtime
+
+    config = load_config(args.config)
+    setup_logging_for(config, _log_level(args, config.logging.level))
+    return Runtime(config).run_until_signal()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bridge.demo import run_demo
+
+    return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
+                    profile=args.profile, verbose=bool(args.verbose))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bridge.config import load_config
+    from bridge.logsetup import setup_logging_for
+    from bridge.preflight import run_checks
+
+    config = load_config(args.config)
+    setup_logging_for(config, _log_level(args, "WARNING"))
+    results = run_checks(config, timeout_s=args.timeout)
+    for result in results:
+        print(result.line(), flush=True)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from bridge.config import load_config
+    from bridge.preflight import describe_config, probe_database
+
+    config = load_config(args.config)
+    if not args.offline:
+        problem = probe_database(config.database.url, timeout_s=5.0)
+        if problem:
+            raise ConfigError(f"{args.config}: invalid configuration:\n  database.url: {problem}",
+                              [f"database.url: {problem}"])
+    print(f"OK {args.config}: {describe_config(config)}")
+    return EXIT_OK
+
+
+def cmd_wsdl(args: argparse.Namespace) -> int:
+    from bridge.config import SoapConfig, load_config
+    from bridge.soap import render_wsdl
+
+    soap = (load_config(args.config).soap if args.config else None) or SoapConfig()
+    url = args.url or f"http://{soap.listen}{soap.path}{'12' if args.soap12 else ''}"
+    sys.stdout.write(render_wsdl(url, soap12=args.soap12))
+    return EXIT_OK
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"asterisk-bridge {bridge.__version__} (Python {sys.version.split()[0]})")
+    return EXIT_OK
+
+
+# --- top level ----------------------------------------------------------------------------------
+
+def format_error(exc: BaseException) -> str:
+    """`error: message` then one `caused by:` line per link of the cause chain."""
+    lines = [f"error: {exc}" if isinstance(exc, BridgeError) else f"error: {type(exc).__name__}: {exc}"]
+    seen = {id(exc)}
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        lines.append(f"  caused by: {type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BridgeError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(format_error(exc), file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
+    except Exception as exc:  # the top level of the process: report, never a bare traceback
+        if args.verbose:
+            traceback.print_exc()
+        else:
+            print("(run with -v for the traceback)", file=sys.stderr)
+        print(format_error(exc), file=sys.stderr)
+        return EXIT_FAILURE

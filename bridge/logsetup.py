@@ -1,0 +1,101 @@
+"""Logging setup: text or JSON lines on stderr, with every known secret redacted from every record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import datetime, timezone
+from typing import Iterable
+
+from bridge.config import Config
+
+REDACTED = "***"
+# Whatever the secret list misses, never let `secret=`/`password=` values or URL passwords through.
+_KEY_VALUE_RE = re.compile(r"(?i)\b(secret|password|passwd|signing_secret)(\s*[:=]\s*)(\S+)")
+_URL_PASSWORD_RE = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]+:)([^@\s]+)(@)")
+
+
+def config_secrets(config: Config) -> list[str]:
+    """Every secret value a Config holds: AMI secrets, SOAP passwords, subscriber passwords and
+    signing secrets, and the database URL's password."""
+    from sqlalchemy.engine import make_url
+
+    found = [a.secret for a in config.ami]
+    if config.soap is not None:
+        found += list(config.soap.users.values())
+    for sub in config.subscribers:
+        found += [sub.password, sub.signing_secret]
+    try:
+        found.append(make_url(config.database.url).password)
+    except Exception:  # an invalid URL was already reported by the config check
+        pass
+    # Very short values would redact ordinary words; config check asks for real secrets anyway.
+    return sorted({s for s in found if s and len(s) >= 3}, key=len, reverse=True)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's final message so that no known secret survives."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.set_secrets(secrets)
+
+    def set_secrets(self, secrets: Iterable[str]) -> None:
+        values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secret_re = re.compile("|".join(map(re.escape, values))) if values else None
+
+    def redact(self, text: str) -> str:
+        if self._secret_re is not None:
+            text = self._secret_re.sub(REDACTED, text)
+        text = _URL_PASSWORD_RE.sub(rf"\1{REDACTED}\3", text)
+        return _KEY_VALUE_RE.sub(rf"\1\2{REDACTED}", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = self.redact(message), None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and exception text if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "thread": record.threadName,
+        }
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = (),
+                  stream=None) -> RedactingFilter:
+    """Replace the root logger's handlers with one stderr handler that redacts `secrets`."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    redactor = RedactingFilter(secrets)
+    handler.addFilter(redactor)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return redactor
+
+
+def setup_logging_for(config: Config, level_override: str | None = None) -> RedactingFilter:
+    return setup_logging(level_override or config.logging.level, config.logging.format,
+                         config_secrets(config))

@@ -1,0 +1,139 @@
+"""`asterisk-bridge check`: log in to each AMI server, reach each subscriber, check the database."""
+
+from __future__ import annotations
+
+import base64
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from bridge.config import Config, SubscriberConfig
+from bridge.errors import BridgeError
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def describe_config(config: Config) -> str:
+    parts = [f"{len(config.ami)} AMI server(s) ({', '.join(a.name for a in config.ami)})",
+             f"{len(config.subscribers)} subscriber(s)"]
+    parts.append(f"SOAP on {config.soap.listen}{config.soap.path}" if config.soap else "no SOAP service")
+    parts.append(f"metrics on {config.metrics.listen}" if config.metrics else "no metrics server")
+    return ", ".join(parts)
+
+
+def safe_url(url: str) -> str:
+    """The database URL with its password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all; config check reports that separately
+        return "<invalid database URL>"
+
+
+def probe_database(url: str, timeout_s: float = 5.0) -> str | None:
+    """None when the database answers `SELECT 1`; otherwise why not (no password in it)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        # Connecting would create the file; check that it could be created instead.
+        path = parsed.database or ""
+        directory = os.path.dirname(os.path.abspath(path)) if path and path != ":memory:" else "."
+        if not os.path.isdir(directory):
+            return f"directory {directory} does not exist"
+        if not os.access(directory, os.W_OK):
+            return f"directory {directory} is not writable"
+        return None
+    connect_args = {"connect_timeout": max(1, int(timeout_s))} if parsed.get_backend_name() == "postgresql" else {}
+    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=False)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return f"cannot connect to {safe_url(url)}: {reason}"
+    finally:
+        engine.dispose()
+
+
+def check_database(config: Config, timeout_s: float) -> CheckResult:
+    name = f"database {safe_url(config.database.url)}"
+    problem = probe_database(config.database.url, timeout_s)
+    if problem:
+        return CheckResult(name, False, problem)
+    from bridge.outbox.db import check_schema, make_engine
+
+    engine = make_engine(config.database.url)
+    try:
+        check_schema(engine)
+    except BridgeError as exc:
+        return CheckResult(name, False, str(exc))
+    finally:
+        engine.dispose()
+    return CheckResult(name, True, "reachable, schema up to date")
+
+
+def check_ami(ami_cfg, timeout_s: float) -> CheckResult:
+    from bridge.ami.client import AmiClient
+
+    name = f"ami {ami_cfg.name} ({ami_cfg.host}:{ami_cfg.port})"
+    client = AmiClient.from_config(ami_cfg)
+    client.start()
+    try:
+        if not client.wait_connected(timeout_s):
+            reason = getattr(client.stats, "last_error", None) or "no login within the timeout"
+            return CheckResult(name, False, str(reason))
+        versions = f"Asterisk {client.asterisk_version or '?'}, AMI {client.ami_version or '?'}"
+        return CheckResult(name, True, f"logged in as {ami_cfg.username} ({versions})")
+    finally:
+        client.stop()
+
+
+def check_subscriber(sub: SubscriberConfig, timeout_s: float) -> CheckResult:
+    """GET the endpoint's ?wsdl: any HTTP answer below 500 proves the endpoint is reachable."""
+    name = f"subscriber {sub.name}"
+    request = urllib.request.Request(sub.url + ("&wsdl" if "?" in sub.url else "?wsdl"))
+    if sub.username is not None:
+        token = base64.b64encode(f"{sub.username}:{sub.password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    handlers = [urllib.request.ProxyHandler({"http": sub.proxy, "https": sub.proxy})] if sub.proxy else []
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(request, timeout=timeout_s) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return CheckResult(name, False, f"{_host(sub.url)} unreachable: {reason}")
+    if status >= 500:
+        return CheckResult(name, False, f"{_host(sub.url)} answered HTTP {status}")
+    note = {401: " (credentials refused)", 403: " (forbidden)"}.get(status, "")
+    return CheckResult(name, status not in (401, 403), f"{_host(sub.url)} answered HTTP {status}{note}")
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+def run_checks(config: Config, timeout_s: float = 5.0) -> list[CheckResult]:
+    results = [check_ami(ami, timeout_s) for ami in config.ami]
+    results += [check_subscriber(sub, timeout_s) for sub in config.subscribers]
+    results.append(check_database(config, timeout_s))
+    return results
