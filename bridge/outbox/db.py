@@ -1,0 +1,117 @@
+"""Engines for the outbox database, Alembic upgrades, and the schema-version check at startup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from bridge.errors import OutboxError, SchemaError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+UPGRADE_COMMAND = "asterisk-bridge db upgrade"
+
+
+def make_engine(url: str, **kw) -> Engine:
+    """An Engine for `url`; SQLite gets WAL, synchronous=FULL, a busy timeout and BEGIN IMMEDIATE."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                                  "check_same_thread": False}, **kw)
+        _configure_sqlite(engine)
+        return engine
+    kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("pool_size", 10)
+    return create_engine(url, **kw)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy's begin event emit BEGIN itself (pysqlite's implicit BEGIN is deferred).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: an event is "accepted" once committed, and that promise must survive a power loss,
+        # not only a process crash (NORMAL in WAL mode may lose the last commits on power loss).
+        # Group commit in ingest.py amortises the extra fsync over a whole batch.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # IMMEDIATE takes the write lock up front, so two writers wait on busy_timeout instead of
+        # failing with SQLITE_BUSY when a deferred read transaction tries to upgrade to a write.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(url: str | None = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to `revision` (what `asterisk-bridge db upgrade` runs)."""
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except SQLAlchemyError as exc:
+        raise OutboxError(f"database upgrade failed: {type(exc).__name__}: {_short(exc)}") from exc
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def check_schema(engine: Engine) -> str:
+    """Return the schema revision, or raise SchemaError naming the command that fixes it."""
+    from alembic.script import ScriptDirectory
+
+    try:
+        current = current_revision(engine)
+    except SQLAlchemyError as exc:
+        raise OutboxError(f"cannot read the outbox database: {_short(exc)}") from exc
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    if current == head:
+        return current
+    if current is None:
+        raise SchemaError(f"the outbox database is not migrated; run `{UPGRADE_COMMAND}`")
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current not in known:
+        raise SchemaError(f"the database schema revision {current} is newer than this asterisk-bridge "
+                          f"(knows up to {head}); upgrade asterisk-bridge, do not downgrade the database")
+    raise SchemaError(f"the database schema is at revision {current}, this version needs {head}; "
+                      f"run `{UPGRADE_COMMAND}`")
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:limit]

@@ -1,0 +1,90 @@
+"""The PushEvent SOAP 1.1 envelope we POST to subscribers (contract: wsdl/events.wsdl)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from bridge.events.model import BridgeEvent
+from bridge.soap import ns
+
+OPERATION = "PushEvent"
+SOAP_ACTION = f"{ns.EVENTS}#Events:{OPERATION}"   # 1C style: "<tns>#<Service>:<Operation>"
+CONTENT_TYPE = "text/xml; charset=utf-8"
+
+# Normalized call fields in the order events.wsdl declares them (the call model's header names).
+CALL_FIELDS = ("CallId", "Linkedid", "Extension", "CallerIDNum", "CallerIDName", "CalleeNum",
+               "Direction", "State", "AnsweredBy", "Reason", "Cause", "CauseTxt", "Duration", "Billsec")
+_CALL_FIELDS_LOWER = {f.lower(): f for f in CALL_FIELDS}
+
+# XML 1.0 Char production: anything else (AMI values may carry NUL, ESC, BEL from phones and
+# trunks) cannot be written even as a character reference, so it is spelled as a visible \xNN.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;"})
+
+_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>'
+         f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><m:{OPERATION} xmlns:m="{ns.EVENTS}">')
+_TAIL = f"</m:{OPERATION}></soap:Body></soap:Envelope>"
+
+
+def xml_text(value: object) -> str:
+    """`value` as XML 1.0 character data / attribute text; never raises."""
+    text = value if isinstance(value, str) else str(value)
+    text = _NOT_XML_CHAR.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
+                             else "\\u%04x" % ord(m.group()), text)
+    # \r is escaped so XML end-of-line normalisation cannot turn AMI's CR into LF on the ERP side.
+    return text.translate(_ESCAPES)
+
+
+def format_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def call_fields(event: BridgeEvent) -> list[tuple[str, str]]:
+    """The normalized call fields present in `event.call`, in schema order, by canonical name."""
+    if not event.call:
+        return []
+    found: dict[str, str] = {}
+    for key, value in event.call.items():
+        canonical = _CALL_FIELDS_LOWER.get(str(key).lower())
+        if canonical is not None and value is not None:
+            found[canonical] = str(value)
+    return [(f, found[f]) for f in CALL_FIELDS if f in found]
+
+
+def build_envelope(event: BridgeEvent) -> str:
+    """The PushEvent envelope for `event`: exactly the bytes (UTF-8) stored in outbox.payload and sent."""
+    parts = [_HEAD,
+             f"<m:id>{xml_text(event.event_uuid)}</m:id>",
+             f"<m:server>{xml_text(event.server)}</m:server>",
+             f"<m:name>{xml_text(event.name)}</m:name>",
+             f"<m:kind>{xml_text(event.kind)}</m:kind>",
+             f"<m:time>{format_time(event.time)}</m:time>",
+             f"<m:orderKey>{xml_text(event.order_key)}</m:orderKey>"]
+    fields = call_fields(event)
+    if fields:
+        parts.append("<m:call>")
+        parts.extend(f"<m:{name}>{xml_text(value)}</m:{name}>" for name, value in fields)
+        parts.append("</m:call>")
+    parts.append("<m:headers>")
+    parts.extend(f'<m:header name="{xml_text(k)}">{xml_text(v)}</m:header>' for k, v in event.headers)
+    parts.append("</m:headers>")
+    parts.append(_TAIL)
+    return "".join(parts)
+
+
+def parse_envelope_id(payload: str | bytes) -> str | None:
+    """The `id` of a PushEvent envelope (used by the test sink), or None."""
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    m = re.search(r"<(?:\w+:)?id>([^<]*)</(?:\w+:)?id>", text)
+    return m.group(1) if m else None
+
+
+_SECRET_HEADER = re.compile(r'(<m:header name="[^"]*(?:secret|password|passwd|token|authorization)[^"]*">)'
+                            r"[^<]*(</m:header>)", re.IGNORECASE)
+
+
+def redact(payload: str) -> str:
+    """The envelope with secret-looking header values masked, for DEBUG logs."""
+    return _SECRET_HEADER.sub(r"\1***\2", payload)

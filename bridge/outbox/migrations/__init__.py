@@ -1,0 +1,1 @@
+"""Alembic migrations for the outbox, shipped inside the package so `db upgrade` finds them installed."""

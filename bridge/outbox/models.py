@@ -1,0 +1,66 @@
+"""The `outbox` table as SQLAlchemy 2.x declarative models (the schema migrations must produce)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Index, Integer, MetaData, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+PENDING = "pending"
+DELIVERED = "delivered"
+DEAD = "dead"
+STATUSES = (PENDING, DELIVERED, DEAD)
+
+LAST_ERROR_MAX_CHARS = 500
+
+# Explicit constraint names so Alembic autogenerate compares equal on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-assigns rowids to a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class OutboxRow(Base):
+    """One event for one subscriber. `id` order is the delivery order within (subscriber, order_key)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_uuid: Mapped[str] = mapped_column(String(36))            # idempotency key the ERP sees as `id`
+    subscriber: Mapped[str] = mapped_column(String(128))
+    server: Mapped[str] = mapped_column(String(128))                # [[ami]] name the event came from
+    event_name: Mapped[str] = mapped_column(String(128))
+    order_key: Mapped[str] = mapped_column(String(255))             # Linkedid, or channel outside a call
+    payload: Mapped[str] = mapped_column(Text)                      # the SOAP envelope exactly as POSTed
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # in-flight lease
+    locked_by: Mapped[str | None] = mapped_column(String(64))       # dispatcher instance holding the lease
+    last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_MAX_CHARS))
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when Asterisk sent it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when it was committed (accepted)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("event_uuid", "subscriber"),
+        CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+        # Claim query: a subscriber's pending rows in id order.
+        Index("ix_outbox_claim", "subscriber", "status", "id"),
+        # FIFO probe: "is there an earlier pending row of this call for this subscriber?"
+        Index("ix_outbox_order", "subscriber", "order_key", "status", "id"),
+        # Admin queries: by time (purge, oldest pending) and by status + time.
+        Index("ix_outbox_created_at", "created_at"),
+        Index("ix_outbox_status_created_at", "status", "created_at"),
+    )
