@@ -94,7 +94,7 @@ def check_ami(ami_cfg, timeout_s: float) -> CheckResult:
     client.start()
     try:
         if not client.wait_connected(timeout_s):
-            reason = getattr(client.stats, "last_error", None) or "no login within the timeout"
+            reason = client.stats.last_error or "no login within the timeout"
             return CheckResult(name, False, str(reason))
         versions = f"Asterisk {client.asterisk_version or '?'}, AMI {client.ami_version or '?'}"
         return CheckResult(name, True, f"logged in as {ami_cfg.username} ({versions})")
