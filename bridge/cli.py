@@ -78,9 +78,9 @@ def add_wsdl_parser(subparsers) -> None:
     parser = subparsers.add_parser("wsdl", help="print the WSDL the SOAP service publishes")
     parser.add_argument("-c", "--config", metavar="FILE", default=os.environ.get(CONFIG_ENV),
                         help=f"take [soap] from this file (env {CONFIG_ENV}); default settings otherwise")
-    parser.add_argument("--url", help="service address to put in the WSDL "
-                                      "(default http://LISTEN/PATH from [soap])")
-    parser.add_argument("--soap12", action="store_true", help="the SOAP 1.2 flavour")
+    parser.add_argument("--base-url", metavar="URL",
+                        help="scheme://host:port to put in the WSDL (default: from [soap] listen)")
+    parser.add_argument("--soap12", action="store_true", help="the SOAP 1.2-only flavour")
     parser.set_defaults(func=cmd_wsdl)
 
 
@@ -187,11 +187,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_wsdl(args: argparse.Namespace) -> int:
     from bridge.config import SoapConfig, load_config
-    from bridge.soap import render_wsdl
+    from bridge.soap.wsdl import render_wsdl
 
     soap = (load_config(args.config).soap if args.config else None) or SoapConfig()
-    url = args.url or f"http://{soap.listen}{soap.path}{'12' if args.soap12 else ''}"
-    sys.stdout.write(render_wsdl(url, soap12=args.soap12))
+    sys.stdout.write(render_wsdl(soap, "1.2" if args.soap12 else "1.1", base_url=args.base_url))
     return EXIT_OK
 
 
