@@ -1,0 +1,185 @@
+"""OutboxWriter: accepts routed events from AMI threads and group-commits them to the outbox."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from bridge.events.model import BridgeEvent
+from bridge.outbox import queries
+from bridge.outbox.envelope import build_envelope
+from bridge.outbox.models import PENDING
+
+log = logging.getLogger(__name__)
+
+DB_RETRY_BASE_S = 0.1          # a failed batch commit is retried after 0.1, 0.2, 0.4 … s
+DB_RETRY_CAP_S = 5.0
+IDLE_WAIT_S = 0.2              # how long the writer blocks on an empty queue before checking stop
+BACKPRESSURE_LOG_INTERVAL_S = 10.0
+
+
+@dataclass
+class WriterStats:
+    accepted: int = 0           # events handed to accept() (with at least one subscriber)
+    committed: int = 0          # events whose rows are committed (= accepted by the bridge's promise)
+    rows: int = 0               # outbox rows committed (events × subscribers)
+    batches: int = 0
+    backpressure_waits: int = 0  # accept() calls that found the queue full and had to wait
+    db_failures: int = 0
+
+
+class OutboxWriter(threading.Thread):
+    """EventSink for the Pipeline. accept() only queues; one thread commits in batches.
+
+    A batch is flushed when it holds `batch_max_events` events or `batch_max_delay_s` after its
+    first event arrived, whichever comes first (defaults 500 events / 5 ms: added latency is the
+    5 ms window plus one commit). A full queue blocks accept() (backpressure, counted); nothing is
+    dropped. If the database is down, the same batch is retried with backoff until it commits.
+    """
+
+    def __init__(self, engine: Engine, batch_max_events: int = 500, batch_max_delay_s: float = 0.005,
+                 queue_max_events: int = 100_000,
+                 envelope_builder: Callable[[BridgeEvent], str] = build_envelope,
+                 on_commit: Callable[[Sequence[BridgeEvent], int], None] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(name="outbox-writer", daemon=True)
+        self.engine = engine
+        self.batch_max_events = max(1, batch_max_events)
+        self.batch_max_delay_s = batch_max_delay_s
+        self.envelope_builder = envelope_builder
+        self.on_commit = on_commit
+        self.stats = WriterStats()
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_max_events))
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._last_bp_log = 0.0
+
+    @classmethod
+    def from_config(cls, engine: Engine, cfg, **kw) -> "OutboxWriter":
+        return cls(engine, cfg.batch_max_events, cfg.batch_max_delay_s, cfg.queue_max_events, **kw)
+
+    def accept(self, event: BridgeEvent, subscribers: Sequence[str]) -> None:
+        """Queue `event` for `subscribers`; blocks while the queue is full (never drops)."""
+        if not subscribers:
+            return
+        item = (event, tuple(subscribers))
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self.stats.backpressure_waits += 1
+            self._log_backpressure()
+            self._queue.put(item)
+        with self._lock:
+            self.stats.accepted += 1
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, flush: bool = True, timeout_s: float | None = 30.0) -> None:
+        """Stop the writer; with flush=True everything queued is committed first."""
+        self._flush_on_stop = flush
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout_s)
+        left = self._queue.qsize()
+        if left:
+            log.error("outbox writer stopped with %d events not committed (database unavailable?)", left)
+
+    def run(self) -> None:
+        self._flush_on_stop = True
+        while True:
+            batch = self._collect()
+            if batch:
+                self._commit_with_retry(batch)
+            elif self._stopping.is_set():
+                return
+            if self._stopping.is_set() and not self._flush_on_stop:
+                return
+
+    def _collect(self) -> list[tuple[BridgeEvent, tuple[str, ...]]]:
+        try:
+            first = self._queue.get(timeout=0 if self._stopping.is_set() else IDLE_WAIT_S)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_max_delay_s
+        while len(batch) < self.batch_max_events:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stopping.is_set():
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _rows(self, batch, now: datetime) -> list[dict]:
+        rows = []
+        for event, subscribers in batch:
+            try:
+                payload = self.envelope_builder(event)
+            except Exception:  # a bug in envelope building must not lose the rest of the batch
+                log.exception("cannot build the PushEvent envelope for event %s; storing it dead",
+                              event.event_uuid)
+                payload, status = "", "dead"
+            else:
+                status = PENDING
+            for sub in subscribers:
+                rows.append({"event_uuid": event.event_uuid, "subscriber": sub, "server": event.server,
+                             "event_name": event.name, "order_key": event.order_key or event.event_uuid,
+                             "payload": payload, "status": status, "attempts": 0, "next_attempt_at": now,
+                             "event_time": event.time, "created_at": now,
+                             "last_error": None if status == PENDING else "envelope build failed"})
+        return rows
+
+    def _commit_with_retry(self, batch) -> None:
+        delay = DB_RETRY_BASE_S
+        while True:
+            now = self._clock()
+            try:
+                rows = self._rows(batch, now)
+                with self.engine.begin() as conn:
+                    queries.insert_batch(conn, rows)
+            except SQLAlchemyError as exc:
+                self.stats.db_failures += 1
+                reason = queries.short_error(str(getattr(exc, "orig", None) or exc))[:200]
+                log.error("outbox commit of %d events failed (%s: %s); retrying in %.1f s, %d more queued",
+                          len(batch), type(exc).__name__, reason, delay, self._queue.qsize())
+                # Keep retrying even while stopping: these events were accepted from AMI and the
+                # only copy is in this process. stop()'s join timeout bounds how long we try.
+                time.sleep(delay)
+                delay = min(delay * 2, DB_RETRY_CAP_S)
+                continue
+            break
+        with self._lock:
+            self.stats.committed += len(batch)
+            self.stats.rows += len(rows)
+            self.stats.batches += 1
+        if self.on_commit is not None:
+            try:
+                self.on_commit([e for e, _ in batch], len(rows))
+            except Exception:
+                log.exception("outbox on_commit hook failed")
+
+    def _log_backpressure(self) -> None:
+        now = time.monotonic()
+        if now - self._last_bp_log >= BACKPRESSURE_LOG_INTERVAL_S:
+            self._last_bp_log = now
+            log.warning("outbox writer queue full (%d events): AMI intake waits for the database "
+                        "(%d waits so far)", self._queue.maxsize, self.stats.backpressure_waits)

@@ -1,0 +1,198 @@
+"""A real local PushEvent receiver for tests, the demo and the chaos suite: records what arrives.
+
+It is a plain ThreadingHTTPServer on 127.0.0.1 (port 0 by default) with HTTP/1.1 keep-alive that
+can be told to misbehave the ways an ERP does: answer 500, a SOAP Fault, 429/503 with Retry-After,
+hang past the client's read timeout, reset the connection, or refuse connections (stop listening).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from bridge.outbox.envelope import parse_envelope_id
+
+OK = "ok"
+ERROR_500 = "500"
+FAULT = "fault"
+THROTTLE = "429"
+UNAVAILABLE = "503"
+HANG = "hang"
+RESET = "reset"
+MODES = (OK, ERROR_500, FAULT, THROTTLE, UNAVAILABLE, HANG, RESET)
+
+RESPONSE_OK = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope '
+               b'xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+               b'<m:PushEventResponse xmlns:m="urn:asterisk-bridge:events"><m:return>true</m:return>'
+               b'</m:PushEventResponse></soap:Body></soap:Envelope>')
+RESPONSE_FAULT = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope '
+                  b'xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>'
+                  b'<faultcode>soap:Server</faultcode><faultstring>sink refuses the event</faultstring>'
+                  b'</soap:Fault></soap:Body></soap:Envelope>')
+
+
+@dataclass(frozen=True)
+class Receipt:
+    id: str | None        # the envelope's <id>
+    body: bytes
+    headers: dict[str, str]
+    path: str
+    received_at: float    # time.time()
+    received_monotonic: float
+    answered: str         # the mode that answered
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"   # keep-alive, as a 1C/IIS/Apache front end would offer
+    server: "_Server"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.sink._lock:
+            self.server.active.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.sink._lock:
+            self.server.active.discard(self.connection)
+        super().finish()
+
+    def do_POST(self) -> None:
+        sink = self.server.sink
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        mode = sink.mode
+        sink._record(Receipt(parse_envelope_id(body), body, {k: v for k, v in self.headers.items()},
+                             self.path, time.time(), time.monotonic(), mode))
+        if mode == RESET:
+            # SO_LINGER 0: close() sends RST instead of FIN, like a crashed front end.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        if mode == HANG:
+            sink._release.wait(sink.hang_s)
+            self.close_connection = True
+            return
+        status, payload, extra = {
+            OK: (200, RESPONSE_OK, {}),
+            ERROR_500: (500, b"internal error", {}),
+            FAULT: (500, RESPONSE_FAULT, {}),
+            THROTTLE: (429, b"slow down", {"Retry-After": str(sink.retry_after_s)}),
+            UNAVAILABLE: (503, b"unavailable", {"Retry-After": str(sink.retry_after_s)}),
+        }[mode]
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args) -> None:  # quiet: tests read .receipts instead
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, sink: "PushEventSink") -> None:
+        self.sink = sink
+        self.active: set[socket.socket] = set()   # open keep-alive connections, cut on stop()
+        super().__init__(addr, _Handler)
+
+
+class PushEventSink:
+    """Records every POST; `mode` decides the answer. Use as a context manager or start()/stop()."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/erp", *,
+                 hang_s: float = 30.0, retry_after_s: int = 1) -> None:
+        self.host, self.port, self.path = host, port, path
+        self.mode = OK
+        self.hang_s = hang_s
+        self.retry_after_s = retry_after_s
+        self.receipts: list[Receipt] = []
+        self._lock = threading.RLock()
+        self._arrived = threading.Condition(self._lock)
+        self._release = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}{self.path}"
+
+    def start(self) -> "PushEventSink":
+        self._release.clear()
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]  # keep the port: refuse() then start() reuses it
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"sink-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening (later connections are refused) and release hanging requests."""
+        self._release.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            with self._lock:
+                active = list(self._server.active)
+            for conn in active:  # a stopped ERP also drops its keep-alive connections
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+
+    refuse = stop
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown sink mode {mode!r}; one of {MODES}")
+        if self.mode == HANG and mode != HANG:
+            self._release.set()
+        elif mode == HANG:
+            self._release.clear()
+        self.mode = mode
+
+    def _record(self, receipt: Receipt) -> None:
+        with self._arrived:
+            self.receipts.append(receipt)
+            self._arrived.notify_all()
+
+    def delivered(self) -> list[Receipt]:
+        """Receipts that were answered with success."""
+        with self._lock:
+            return [r for r in self.receipts if r.answered == OK]
+
+    def delivered_ids(self) -> set[str]:
+        return {r.id for r in self.delivered() if r.id}
+
+    def wait_for(self, predicate, timeout_s: float = 10.0) -> bool:
+        """Wait until predicate(sink) is true (checked on every arrival)."""
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._arrived.wait(min(remaining, 0.1))
+        return True
+
+    def wait_for_ids(self, ids, timeout_s: float = 10.0) -> bool:
+        want = set(ids)
+        return self.wait_for(lambda s: want <= {r.id for r in s.receipts if r.answered == OK}, timeout_s)
+
+    def __enter__(self) -> "PushEventSink":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
