@@ -1,0 +1,302 @@
+"""Wires every part into one process (AMI links, pipeline, outbox, dispatcher, SOAP, metrics); start/stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Sequence
+
+from bridge.config import Config
+from bridge.events.model import BridgeEvent, EventSink
+from bridge.observability import Metrics, SoapMetricsMiddleware
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 15.0          # on shutdown, how long deliveries of committed rows may still run
+DRAIN_POLL_INTERVAL_S = 0.05
+AMI_STOP_TIMEOUT_S = 5.0
+EXPIRE_INTERVAL_S = 10.0        # how often ended calls leave the call model (CallsConfig.ended_grace_s)
+HEALTH_DB_TIMEOUT_S = 2.0
+
+
+class _ReceivedCounter:
+    """AmiListener counting every event per server and logging link changes (never blocks)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def on_event(self, server: str, message) -> None:
+        self.metrics.event_received(server)
+
+    def on_connected(self, server: str, banner) -> None:
+        log.info("ami %s: connected (AMI %s)", server, banner.version_text)
+
+    def on_disconnected(self, server: str, reason: str) -> None:
+        log.warning("ami %s: disconnected: %s", server, reason)
+
+
+class _CountingRouter:
+    """The Router, counting events no subscriber wanted; everything else passes through."""
+
+    def __init__(self, router, metrics: Metrics) -> None:
+        self._router = router
+        self._metrics = metrics
+
+    def route(self, event: BridgeEvent) -> list[str]:
+        names = self._router.route(event)
+        if not names:
+            self._metrics.event_filtered(event.server)
+        return names
+
+    def __getattr__(self, name: str):
+        return getattr(self._router, name)
+
+
+class _CountingSink:
+    """The outbox writer as the pipeline's EventSink, counting accepted events per server and kind."""
+
+    def __init__(self, sink: EventSink, metrics: Metrics) -> None:
+        self._sink = sink
+        self._metrics = metrics
+
+    def accept(self, event: BridgeEvent, subscribers: Sequence[str]) -> None:
+        self._sink.accept(event, subscribers)
+        self._metrics.event_accepted(event.server, event.kind)
+
+
+class _Housekeeper(threading.Thread):
+    """Drops ended calls from the call model every EXPIRE_INTERVAL_S."""
+
+    def __init__(self, tracker) -> None:
+        super().__init__(name="housekeeper", daemon=True)
+        self.tracker = tracker
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(EXPIRE_INTERVAL_S):
+            try:
+                self.tracker.expire()
+            except Exception:  # the top of a thread: log and keep going
+                log.exception("expiring ended calls failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(1.0)
+
+
+class Runtime:
+    """One bridge process. start() brings the parts up in dependency order, stop() takes them down
+    so that no accepted event is lost: SOAP first, then AMI, then flush, then drain deliveries."""
+
+    def __init__(self, config: Config, *, metrics: Metrics | None = None, auto_upgrade: bool = False,
+                 drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.auto_upgrade = auto_upgrade
+        self.drain_timeout_s = drain_timeout_s
+        self.engine = None
+        self.clients: list = []
+        self.tracker = self.router = self.pipeline = None
+        self.writer = self.dispatcher = None
+        self.originates = None
+        self.soap_server = self.health_server = None
+        self._housekeeper: _Housekeeper | None = None
+        self._started = False
+        self._stop_requested = threading.Event()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> "Runtime":
+        try:
+            self._start_database()
+            self._start_pipeline()
+            self._start_dispatcher()
+            self._start_soap()
+            self._start_health()
+            for client in self.clients:  # last: events flow into a pipeline that is ready
+                client.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        log.info("bridge started: %d AMI server(s), %d subscriber(s)%s%s", len(self.clients),
+                 len(self.config.subscribers),
+                 f", SOAP on port {self.soap_server.port}" if self.soap_server else "",
+                 f", metrics on port {self.health_server.port}" if self.health_server else "")
+        return self
+
+    def stop(self) -> None:
+        """Idempotent; each step runs even if an earlier one failed."""
+        steps = [("SOAP server", self._stop_soap), ("AMI links", self._stop_ami),
+                 ("housekeeper", self._stop_housekeeper), ("outbox writer", self._stop_writer),
+                 ("deliveries", self._stop_dispatcher), ("metrics server", self._stop_health),
+                 ("database", self._stop_database)]
+        for what, step in steps:
+            try:
+                step()
+            except Exception:  # keep stopping the rest; the process is going down anyway
+                log.exception("stopping the %s failed", what)
+        if self._started:
+            log.info("bridge stopped")
+        self._started = False
+
+    def request_stop(self, *_args) -> None:
+        self._stop_requested.set()
+
+    def run_until_signal(self) -> int:
+        """start(), wait for SIGTERM/SIGINT, stop(); 0 on a clean stop."""
+        previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            while not self._stop_requested.wait(0.5):
+                pass
+            log.info("stop requested: finishing accepted work")
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    # --- parts --------------------------------------------------------------------------------
+
+    def _start_database(self) -> None:
+        from bridge.outbox.db import check_schema, make_engine, upgrade
+
+        if self.auto_upgrade:
+            upgrade(self.config.database.url)
+        self.engine = make_engine(self.config.database.url)
+        check_schema(self.engine)
+
+    def _start_pipeline(self) -> None:
+        from bridge.ami.client import AmiClient
+        from bridge.calls import CallTracker
+        from bridge.events import Pipeline, Router
+        from bridge.outbox.ingest import OutboxWriter
+
+        db = self.config.database
+        self.writer = OutboxWriter.from_config(self.engine, db, on_commit=self._on_commit)
+        self.writer.start()
+        self.tracker = CallTracker(self.config.calls)
+        self.router = Router(self.config.subscribers)
+        sink = _CountingSink(self.writer, self.metrics)
+        self.pipeline = Pipeline(self.tracker, _CountingRouter(self.router, self.metrics), sink)
+        counter = _ReceivedCounter(self.metrics)
+        for ami in self.config.ami:
+            client = AmiClient.from_config(ami, filters=self.router.ami_filters())
+            client.add_listener(counter)
+            client.add_listener(self.pipeline)
+            self.clients.append(client)
+        self.metrics.watch_ami(self.clients)
+        self._housekeeper = _Housekeeper(self.tracker)
+        self._housekeeper.start()
+
+    def _start_dispatcher(self) -> None:
+        from bridge.outbox.dispatcher import Dispatcher
+
+        self.dispatcher = Dispatcher(self.engine, self.config.subscribers,
+                                     on_delivered=self._on_delivered)
+        self.dispatcher.start()
+        self.metrics.watch_outbox(self.count_status, [s.name for s in self.config.subscribers])
+
+    def _on_commit(self, events, rows: int) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.notify()  # deliver at once instead of at the next poll
+
+    def _on_delivered(self, row, latency_s: float) -> None:
+        self.metrics.delivered(row.subscriber, latency_s)
+
+    def _start_soap(self) -> None:
+        if self.config.soap is None:
+            return
+        from bridge.soap.app import build_app
+        from bridge.soap.backend import BridgeBackend
+        from bridge.soap.originate import OriginateTracker
+        from bridge.soap.server import SoapServer
+
+        soap = self.config.soap
+        self.originates = OriginateTracker()
+        for client in self.clients:
+            client.add_listener(self.originates)
+        backend = BridgeBackend({c.name: c for c in self.clients}, self.tracker, self.originates,
+                                pending=self.pending_total)
+        app = SoapMetricsMiddleware(build_app(backend, soap), self.metrics)
+        self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads)
+        self.soap_server.start()
+
+    def _start_health(self) -> None:
+        if self.config.metrics is None:
+            return
+        from bridge.health import HealthServer
+
+        self.health_server = HealthServer(self.config.metrics.listen, self.metrics, self.health_problems)
+        self.health_server.start()
+
+    def _stop_soap(self) -> None:
+        if self.soap_server is not None:
+            self.soap_server.stop()
+            self.soap_server = None
+
+    def _stop_ami(self) -> None:
+        for client in self.clients:
+            client.stop(AMI_STOP_TIMEOUT_S)
+
+    def _stop_housekeeper(self) -> None:
+        if self._housekeeper is not None:
+            self._housekeeper.stop()
+            self._housekeeper = None
+
+    def _stop_writer(self) -> None:
+        if self.writer is not None:
+            self.writer.stop(flush=True)  # every queued event is committed: accepted
+            self.writer = None
+
+    def _stop_dispatcher(self) -> None:
+        if self.dispatcher is None:
+            return
+        deadline = time.monotonic() + self.drain_timeout_s
+        while time.monotonic() < deadline and self._due_pending() > 0:
+            time.sleep(DRAIN_POLL_INTERVAL_S)
+        left = self._due_pending()
+        if left:
+            log.warning("stopping with %d outbox row(s) pending; they are delivered after restart", left)
+        self.dispatcher.stop(max(0.0, deadline - time.monotonic()) or 1.0)
+        self.dispatcher = None
+
+    def _stop_health(self) -> None:
+        if self.health_server is not None:
+            self.health_server.stop()
+            self.health_server = None
+
+    def _stop_database(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+
+    # --- queries the servers use ------------------------------------------------------------
+
+    def count_status(self, status: str) -> dict[str, int]:
+        from bridge.outbox import queries
+
+        with self.engine.connect() as conn:
+            return queries.count_status(conn, status)
+
+    def pending_total(self) -> int:
+        return sum(self.count_status("pending").values())
+
+    def _due_pending(self) -> int:
+        try:
+            return self.pending_total()
+        except Exception:  # the database went away during shutdown: nothing more to drain
+            log.exception("cannot count pending rows")
+            return 0
+
+    def health_problems(self) -> list[str]:
+        problems = [f"ami {c.name}: not logged in ({c.stats.last_error or 'connecting'})"
+                    for c in self.clients if not c.connected]
+        try:
+            self.count_status("dead")
+        except Exception as exc:  # any driver error means "the database does not answer"
+            problems.append(f"database: not answering ({type(exc).__name__})")
+        return problems
