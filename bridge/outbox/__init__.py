@@ -1,0 +1,13 @@
+"""The durable event outbox: schema, group-commit ingest, dispatcher, PushEvent envelope, admin."""
+
+from bridge.outbox.db import check_schema, make_engine, upgrade
+from bridge.outbox.dispatcher import Dispatcher
+from bridge.outbox.envelope import build_envelope
+from bridge.outbox.ingest import OutboxWriter
+from bridge.outbox.models import DEAD, DELIVERED, PENDING, OutboxRow
+from bridge.outbox.queries import ClaimedRow
+from bridge.outbox.retry import RetryPolicy
+from bridge.outbox.sink import PushEventSink
+
+__all__ = ["ClaimedRow", "DEAD", "DELIVERED", "Dispatcher", "OutboxRow", "OutboxWriter", "PENDING",
+           "PushEventSink", "RetryPolicy", "build_envelope", "check_schema", "make_engine", "upgrade"]
