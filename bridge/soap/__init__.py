@@ -1,0 +1,26 @@
+"""SOAP: the spyne service 1C calls (Originate, ClickToCall, status queries) and its HTTP server."""
+
+from __future__ import annotations
+
+import importlib
+
+# Lazy, so importing bridge.soap.transport (the outbox's ERP client) does not load spyne.
+_EXPORTS = {
+    "build_app": "bridge.soap.app",
+    "SoapServer": "bridge.soap.server",
+    "BridgeBackend": "bridge.soap.backend",
+    "OriginateTracker": "bridge.soap.originate",
+    "ExtensionStateCache": "bridge.soap.extstate",
+    "render_wsdl": "bridge.soap.wsdl",
+    "hash_password": "bridge.soap.auth",
+    "verify_password": "bridge.soap.auth",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bridge.soap' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

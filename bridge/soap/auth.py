@@ -1,0 +1,153 @@
+"""Who may call the SOAP service: salted password hashes, HTTP Basic auth and the CIDR allow-list."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+from typing import Callable, Iterable, Mapping
+
+log = logging.getLogger(__name__)
+
+HASH_SCHEME = "pbkdf2_sha256"
+# OWASP 2023 guidance for PBKDF2-HMAC-SHA256; a verified password is cached (see
+# BasicAuthenticator), so the cost is paid once per user and process, not per request.
+DEFAULT_ITERATIONS = 600_000
+SALT_BYTES = 16
+REALM = "asterisk-bridge"
+
+StartResponse = Callable[..., object]
+
+
+def hash_password(password: str, *, iterations: int = DEFAULT_ITERATIONS, salt: str | None = None) -> str:
+    """`pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`, the form [soap.users] accepts."""
+    salt = salt or secrets.token_hex(SALT_BYTES)
+    if "$" in salt:
+        raise ValueError("salt must not contain '$'")
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("utf-8"), iterations)
+    return f"{HASH_SCHEME}${iterations}${salt}${base64.b64encode(digest).decode('ascii')}"
+
+
+def is_hashed(stored: str) -> bool:
+    return stored.startswith(HASH_SCHEME + "$")
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Constant-time check of `password` against a plain or `pbkdf2_sha256$…` stored value."""
+    if not is_hashed(stored):
+        return hmac.compare_digest(password.encode("utf-8"), stored.encode("utf-8"))
+    try:
+        _, iterations, salt, expected = stored.split("$", 3)
+        want = base64.b64decode(expected, validate=True)
+        rounds = int(iterations)
+    except (ValueError, binascii.Error):
+        log.error("a [soap.users] password hash is malformed; that user cannot log in")
+        return False
+    got = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt.encode("utf-8"), rounds)
+    return hmac.compare_digest(got, want)
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """(user, password) from an `Authorization: Basic …` header, or None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        raw = base64.b64decode(token.strip(), validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    # 1C sends UTF-8 for Cyrillic user names; fall back to Latin-1 (RFC 7617's historical default).
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = raw.decode("latin-1")
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+class BasicAuthenticator:
+    """Checks Basic credentials against [soap.users]; remembers a successful pbkdf2 check.
+
+    The cache key is a SHA-256 of user and password, so no plaintext is kept, and a changed
+    password in the config (a new authenticator) starts afresh.
+    """
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = dict(users)
+        self._verified: set[bytes] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._users)
+
+    def check(self, user: str, password: str) -> bool:
+        stored = self._users.get(user)
+        if stored is None:
+            # Spend comparable time on unknown users so timing does not reveal user names.
+            hmac.compare_digest(password.encode("utf-8"), b"\x00" * max(len(password), 1))
+            return False
+        key = hashlib.sha256(f"{user}\x00{password}\x00{stored}".encode("utf-8")).digest()
+        if key in self._verified:
+            return True
+        ok = verify_password(password, stored)
+        if ok:
+            self._verified.add(key)
+        return ok
+
+
+class NetworkAllowList:
+    """CIDR allow-list (`[soap] allow`); an empty list allows everyone."""
+
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+    def allows(self, address: str | None) -> bool:
+        if not self.networks:
+            return True
+        if not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped       # ::ffff:10.1.2.3 from a dual-stack socket
+        return any(ip in net for net in self.networks if net.version == ip.version)
+
+
+def _plain(start_response: StartResponse, status: str, body: bytes,
+           extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    start_response(status, headers + (extra or []))
+    return [body]
+
+
+class AccessGuard:
+    """WSGI middleware: foreign network → 403, missing or wrong credentials → 401; before anything else."""
+
+    def __init__(self, app: Callable, allow: NetworkAllowList, auth: BasicAuthenticator) -> None:
+        self.app = app
+        self.allow = allow
+        self.auth = auth
+
+    def __call__(self, environ: dict, start_response: StartResponse):
+        remote = environ.get("REMOTE_ADDR")
+        if not self.allow.allows(remote):
+            log.warning("SOAP request from %s refused: not in [soap] allow", remote)
+            return _plain(start_response, "403 Forbidden", b"Forbidden: your network is not allowed\n")
+        if self.auth.enabled:
+            creds = parse_basic(environ.get("HTTP_AUTHORIZATION"))
+            if creds is None or not self.auth.check(*creds):
+                if creds is not None:
+                    # The user name is not a secret; the password never leaves this function.
+                    log.warning("SOAP request from %s refused: bad credentials for user %r", remote, creds[0])
+                return _plain(start_response, "401 Unauthorized", b"Unauthorized\n",
+                              [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')])
+            environ["REMOTE_USER"] = creds[0]
+        return self.app(environ, start_response)
