@@ -173,6 +173,10 @@ def parse_config(data: Mapping, source: str = "<config>",
                 kwargs[field_name] = built
     config = Config(**kwargs)
     config_load.check_config(config, data, problems)
+    # A value whose variable is unset was replaced by "": its follow-up complaints are noise.
+    unset = {p.split(": ", 1)[0] for p in problems if ": environment variable " in p}
+    problems = [p for p in problems
+                if ": environment variable " in p or p.split(": ", 1)[0] not in unset]
     if problems:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems), problems)
     return config

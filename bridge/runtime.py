@@ -100,7 +100,6 @@ class Runtime:
         self.clients: list = []
         self.tracker = self.router = self.pipeline = None
         self.writer = self.dispatcher = None
-        self.originates = None
         self.soap_server = self.health_server = None
         self._housekeeper: _Housekeeper | None = None
         self._started = False
@@ -212,15 +211,12 @@ class Runtime:
             return
         from bridge.soap.app import build_app
         from bridge.soap.backend import BridgeBackend
-        from bridge.soap.originate import OriginateTracker
         from bridge.soap.server import SoapServer
 
         soap = self.config.soap
-        self.originates = OriginateTracker()
-        for client in self.clients:
-            client.add_listener(self.originates)
-        backend = BridgeBackend({c.name: c for c in self.clients}, self.tracker, self.originates,
-                                pending=self.pending_total)
+        # The backend adds its own listeners (Originate outcomes, extension states) to the clients.
+        backend = BridgeBackend({c.name: c for c in self.clients}, self.tracker, soap_cfg=soap,
+                                pending_count=self.pending_total)
         app = SoapMetricsMiddleware(build_app(backend, soap), self.metrics)
         self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads)
         self.soap_server.start()
