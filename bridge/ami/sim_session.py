@@ -7,6 +7,7 @@ import random
 import re
 import select
 import socket
+import ssl
 import threading
 import time
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -138,14 +139,17 @@ class SimSession(threading.Thread):
     # --- input ----------------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.send((BANNERS[self.sim.profile] + "\r\n").encode("ascii"))
         parser = AmiParser(expect_banner=False)
         try:
+            if isinstance(self.sock, ssl.SSLSocket):
+                self.sock.do_handshake()
+            self.send((BANNERS[self.sim.profile] + "\r\n").encode("ascii"))
             while not self._stop_event.is_set():
                 if self.sim.stalled:
                     self.sim.resumed.wait(READ_POLL_S)  # stalled: read nothing, answer nothing
                     continue
-                readable, _, _ = select.select([self.sock], [], [], READ_POLL_S)
+                buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+                readable = buffered or select.select([self.sock], [], [], READ_POLL_S)[0]
                 if not readable:
                     continue
                 data = self.sock.recv(65536)

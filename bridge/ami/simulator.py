@@ -8,6 +8,7 @@ import logging
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -63,7 +64,8 @@ class AmiSimulator:
 
     def __init__(self, profile: str = "asterisk20", host: str = "127.0.0.1", port: int = 0,
                  users: Mapping[str, str] | None = None, *, seed: int = 0, time_scale: float = 1.0,
-                 originate_outcomes: Mapping[str, str] | None = None) -> None:
+                 originate_outcomes: Mapping[str, str] | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
         self.profile, self.host, self.port = profile, host, port
@@ -73,6 +75,10 @@ class AmiSimulator:
         # Originate outcome per dialled extension ("answered", "noanswer", "busy", "failed").
         self.originate_outcomes = dict(originate_outcomes or {})
         self.channels = ChannelRegistry()
+        self._tls: ssl.SSLContext | None = None
+        if tls_cert:  # AMI over TLS (manager.conf tlsenable=yes, port 5039 by default)
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(tls_cert, tls_key)
         self.received_actions: list[Message] = []
         self.extra_actions: dict[str, Callable[[SimSession, Message], None]] = {}
         self.resumed = threading.Event()
@@ -131,6 +137,8 @@ class AmiSimulator:
             except OSError:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:  # the handshake happens on the session's thread
+                sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             session = SimSession(self, sock, next(self._numbers))
             with self._lock:
                 self._sessions.append(session)
