@@ -36,6 +36,16 @@ class WriterStats:
     db_failures: int = 0
 
 
+def outbox_rows(event: BridgeEvent, subscribers: Sequence[str], payload: str, now: datetime,
+                status: str = PENDING) -> list[dict]:
+    """The outbox rows (one per subscriber) for an accepted event, due at once."""
+    return [{"event_uuid": event.event_uuid, "subscriber": sub, "server": event.server,
+             "event_name": event.name, "order_key": event.order_key or event.event_uuid,
+             "payload": payload, "status": status, "attempts": 0, "next_attempt_at": now,
+             "event_time": event.time, "created_at": now,
+             "last_error": None if status == PENDING else "envelope build failed"} for sub in subscribers]
+
+
 class OutboxWriter(threading.Thread):
     """EventSink for the Pipeline. accept() only queues; one thread commits in batches.
 
@@ -140,12 +150,7 @@ class OutboxWriter(threading.Thread):
                 payload, status = "", "dead"
             else:
                 status = PENDING
-            for sub in subscribers:
-                rows.append({"event_uuid": event.event_uuid, "subscriber": sub, "server": event.server,
-                             "event_name": event.name, "order_key": event.order_key or event.event_uuid,
-                             "payload": payload, "status": status, "attempts": 0, "next_attempt_at": now,
-                             "event_time": event.time, "created_at": now,
-                             "last_error": None if status == PENDING else "envelope build failed"})
+            rows.extend(outbox_rows(event, subscribers, payload, now, status))
         return rows
 
     def _commit_with_retry(self, batch) -> None:
