@@ -44,6 +44,7 @@ class Receipt:
     received_at: float    # time.time()
     received_monotonic: float
     answered: str         # the mode that answered
+    peer: tuple = ()      # client (host, port): one port across requests means keep-alive worked
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -66,7 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         mode = sink.mode
         sink._record(Receipt(parse_envelope_id(body), body, {k: v for k, v in self.headers.items()},
-                             self.path, time.time(), time.monotonic(), mode))
+                             self.path, time.time(), time.monotonic(), mode,
+                             tuple(self.client_address)))
         if mode == RESET:
             # SO_LINGER 0: close() sends RST instead of FIN, like a crashed front end.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
