@@ -103,7 +103,7 @@ def check_ami(ami_cfg, timeout_s: float) -> CheckResult:
 
 
 def check_subscriber(sub: SubscriberConfig, timeout_s: float) -> CheckResult:
-    """GET the endpoint's ?wsdl: any HTTP answer below 500 proves the endpoint is reachable."""
+    """GET the endpoint's ?wsdl (1C serves it): an answer proves the endpoint is reachable."""
     name = f"subscriber {sub.name}"
     request = urllib.request.Request(sub.url + ("&wsdl" if "?" in sub.url else "?wsdl"))
     if sub.username is not None:
@@ -119,10 +119,11 @@ def check_subscriber(sub: SubscriberConfig, timeout_s: float) -> CheckResult:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return CheckResult(name, False, f"{_host(sub.url)} unreachable: {reason}")
-    if status >= 500:
-        return CheckResult(name, False, f"{_host(sub.url)} answered HTTP {status}")
-    note = {401: " (credentials refused)", 403: " (forbidden)"}.get(status, "")
-    return CheckResult(name, status not in (401, 403), f"{_host(sub.url)} answered HTTP {status}{note}")
+    # 405/501: the endpoint exists but only takes POST (a plain SOAP listener, not 1C's ?wsdl).
+    ok = status < 400 or status in (405, 501)
+    note = {401: " (credentials refused)", 403: " (forbidden)", 404: " (no such path)",
+            405: " (POST only)", 501: " (POST only)"}.get(status, "")
+    return CheckResult(name, ok, f"{_host(sub.url)} answered HTTP {status}{note}")
 
 
 def _host(url: str) -> str:
