@@ -121,10 +121,11 @@ class BridgeBackend:
         call = self.calls.extension_call(extension)
         if call is None:
             return ExtensionInfo(extension, ctx, hint.state, hint.status_code)
-        mine = call.caller_num == extension
-        return ExtensionInfo(extension, ctx, hint.state, hint.status_code, call.call_id,
-                             call.callee_num if mine else call.caller_num,
-                             None if mine else call.caller_name)
+        if call.caller_num == extension:
+            other, other_name = call.answered_by or call.callee_num, None
+        else:
+            other, other_name = call.caller_num, call.caller_name
+        return ExtensionInfo(extension, ctx, hint.state, hint.status_code, call.call_id, other, other_name)
 
     def active_calls(self, extension: str | None) -> list:
         return list(self.calls.active_calls(extension))
@@ -162,5 +163,5 @@ class BridgeBackend:
 
 
 def call_channels(call) -> tuple[str, ...]:
-    """The channel names of a call as the call model records them."""
-    return tuple(call.channels)
+    """The live channels of a call, one per leg the call model still sees up."""
+    return tuple(leg.channel for leg in call.legs if leg.ended_at is None and leg.channel)

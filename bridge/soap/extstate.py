@@ -54,23 +54,39 @@ class HintState:
     learnt_at: float
 
 
+# Events that mean a device's calls changed; the hint state of that device is then re-asked.
+_CHANNEL_EVENTS = frozenset({
+    "Newchannel", "Newstate", "Hangup", "DialBegin", "DialEnd", "Dial", "BridgeEnter", "BridgeLeave",
+    "Bridge", "Link", "Unlink", "Hold", "Unhold", "MusicOnHoldStart", "MusicOnHoldStop",
+})
+DEVICE_STATE_CHANGE = "DeviceStateChange"       # Asterisk 12+: Device: PJSIP/202, State: INUSE
+
+
+def device_resource(channel: str | None) -> str | None:
+    """`PJSIP/202-0000001a` → `202`; `Local/202@from-internal-0001;1` → `202`."""
+    if not channel or "/" not in channel:
+        return None
+    resource = channel.split("/", 1)[1].split("@", 1)[0]
+    head, sep, tail = resource.rpartition("-")
+    return head if sep and tail and all(c in "0123456789abcdefABCDEF;" for c in tail) else resource
+
+
 class ExtensionStateCache:
     """AmiListener + query: `lookup(client, exten, context)` → HintState (thread-safe)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, ttl_s: float = CACHE_TTL_S) -> None:
         self._clock = clock
         self._ttl_s = ttl_s
-        self._states: dict[tuple[str, str, str], HintState] = {}
+        self._states: dict[tuple[str, str], dict[str, HintState]] = {}   # (server, exten) → {context: state}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def lookup(self, client, exten: str, context: str) -> HintState:
         """Cached state, else ask Asterisk (raises AmiConnectionError / AmiActionError)."""
-        key = (client.name, exten, context)
         now = self._clock()
         with self._lock:
-            cached = self._states.get(key)
+            cached = self._states.get((client.name, exten), {}).get(context)
             if cached is not None and now - cached.learnt_at <= self._ttl_s:
                 self.hits += 1
                 return cached
@@ -84,23 +100,34 @@ class ExtensionStateCache:
         with self._lock:
             if len(self._states) >= MAX_ENTRIES:
                 self._states.clear()
-            self._states[(server, exten, context)] = state
+            self._states.setdefault((server, exten), {})[context] = state
         return state
 
     # --- AmiListener ----------------------------------------------------------------------------
 
     def on_event(self, server: str, message: Message) -> None:
-        if message.event != EXTENSION_STATUS:
-            return
-        exten, context = message.get("Exten"), message.get("Context")
-        if exten and context:
-            self._store(server, exten, context, _int(message.get("Status")))
+        event = message.event
+        if event == EXTENSION_STATUS:
+            exten, context = message.get("Exten"), message.get("Context")
+            if exten and context:
+                self._store(server, exten, context, _int(message.get("Status")))
+        elif event in _CHANNEL_EVENTS or event == DEVICE_STATE_CHANGE:
+            # Where Asterisk sends no ExtensionStatus to us (hidden by a Filter or read= class),
+            # channel activity on the device still makes the next query ask Asterisk again.
+            resource = device_resource(message.get("Device") if event == DEVICE_STATE_CHANGE
+                                       else message.get("Channel"))
+            if resource:
+                self._forget_exten(server, resource)
 
     def on_connected(self, server: str, banner: Banner) -> None:
         self.forget(server)
 
     def on_disconnected(self, server: str, reason: str) -> None:
         self.forget(server)
+
+    def _forget_exten(self, server: str, exten: str) -> None:
+        with self._lock:
+            self._states.pop((server, exten), None)
 
     def forget(self, server: str) -> None:
         with self._lock:

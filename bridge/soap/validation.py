@@ -31,8 +31,8 @@ MAX_TIMEOUT_MS = 3_600_000
 # Technology/resource, e.g. PJSIP/202, SIP/trunk/89001234567, Local/202@from-internal.
 _CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*/[A-Za-z0-9_\-.@/:+#*~]+\Z")
 _CONTEXT = re.compile(r"[A-Za-z0-9_\-.]+\Z")
-# Dialable strings only: no dialplan patterns (`_X.`) and no `|`/`,` that older parsers split on.
-_EXTEN = re.compile(r"[A-Za-z0-9+*#_\-.]+\Z")
+# Dialable strings only: no dialplan patterns (a leading `_`, as in `_X.`) and no `|`/`,`.
+_EXTEN = re.compile(r"(?!_)[A-Za-z0-9+*#_\-.]+\Z")
 _ACCOUNT = re.compile(r"[A-Za-z0-9_\-.@:]+\Z")
 _CALL_ID = re.compile(r"[A-Za-z0-9_\-.@:]+\Z")
 _SERVER = re.compile(r"[A-Za-z0-9_\-.]+\Z")

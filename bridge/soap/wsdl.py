@@ -135,7 +135,11 @@ def build_wsdl(location11: str, location12: str, version: str = "1.1") -> bytes:
                                 binding=f"tns:{SERVICE_NAME}{suffix}Binding")
         etree.SubElement(port, f"{{{soap_ns}}}address", location=location)
     etree.cleanup_namespaces(root, top_nsmap=_NSMAP, keep_ns_prefixes=list(_NSMAP))
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    text = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    # Like 1C, the schema declares its own prefixes too, so a tool that lifts it out of the WSDL
+    # (1C's XDTO import, lxml.etree.XMLSchema) still resolves `tns:` in type="…" attributes.
+    # lxml never repeats a declaration its parent has, so this one is added to the text.
+    return text.replace(b"<xs:schema ", f'<xs:schema xmlns:xs="{ns.XSD}" xmlns:tns="{ns.BRIDGE}" '.encode(), 1)
 
 
 def base_url_for(soap_cfg: SoapConfig) -> str:
@@ -162,3 +166,15 @@ def strip_locations(wsdl: bytes | str) -> bytes:
     for address in root.iter(f"{{{ns.WSDL_SOAP11}}}address", f"{{{ns.WSDL_SOAP12}}}address"):
         address.set("location", urlsplit(address.get("location")).path)
     return etree.tostring(root)
+
+
+def main() -> int:
+    """`python -m bridge.soap.wsdl`: regenerate wsdl/bridge.wsdl and wsdl/bridge12.wsdl in the cwd."""
+    from pathlib import Path
+    for version, name in (("1.1", "bridge.wsdl"), ("1.2", "bridge12.wsdl")):
+        Path("wsdl", name).write_text(render_wsdl(SoapConfig(), version, CHECKED_IN_BASE_URL), "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Fixtures for the SOAP tests: simulator → real AmiClient → CallTracker → BridgeBackend → cheroot, over HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from bridge.ami.client import AmiClient
+from bridge.ami.protocol import Banner, Message
+from bridge.ami.simulator import AmiSimulator
+from bridge.config import ClickToCallConfig, SoapConfig
+from bridge.soap import ns
+from bridge.soap.app import build_app
+from bridge.soap.auth import hash_password
+from bridge.soap.backend import BridgeBackend
+from bridge.soap.server import SoapServer
+
+WAIT_S = 5.0                    # upper bound for anything a test waits for; passing runs take ms
+USER, PASSWORD = "1c", "Пароль-1С"
+# Few iterations keep the suite fast; the format and the code path are the production ones.
+PASSWORD_HASH = hash_password(PASSWORD, iterations=1_000, salt="test-salt")
+ORIGINATE_ACTIONS = ("Originate", "Hangup", "Redirect", "ExtensionState")
+
+
+class TrackerFeed:
+    """Feeds the real CallTracker from the real client, as the events Pipeline does in production."""
+
+    def __init__(self, tracker) -> None:
+        self.tracker = tracker
+        self.events: list[Message] = []
+        self._cond = threading.Condition()
+
+    def on_event(self, server: str, message: Message) -> None:
+        self.tracker.feed(server, message)
+        with self._cond:
+            self.events.append(message)
+            self._cond.notify_all()
+
+    def on_connected(self, server: str, banner: Banner) -> None:
+        pass
+
+    def on_disconnected(self, server: str, reason: str) -> None:
+        pass
+
+    def wait_for(self, predicate, timeout_s: float = WAIT_S) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.events), timeout_s)
+
+
+def wait_until(predicate, timeout_s: float = WAIT_S, step_s: float = 0.005) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step_s)
+    return predicate()
+
+
+@pytest.fixture
+def profile():
+    return "asterisk20"
+
+
+@pytest.fixture
+def time_scale():
+    return 0.0
+
+
+@pytest.fixture
+def sim(profile, time_scale):
+    with AmiSimulator(profile, users={"bridge": "secret"}, time_scale=time_scale,
+                      originate_outcomes={"999": "busy"}) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def soap_cfg():
+    return SoapConfig(listen="127.0.0.1:0", allow=("127.0.0.1/32",), users={USER: PASSWORD_HASH},
+                      click_to_call=ClickToCallConfig(channel="PJSIP/{extension}", context="from-internal"),
+                      allowed_contexts=("from-internal", "ext-local"), allowed_channels=(r"(PJSIP|SIP|Local)/.+",),
+                      max_body_bytes=64 * 1024, threads=8)
+
+
+@pytest.fixture
+def tracker():
+    from bridge.calls import CallTracker
+    return CallTracker()
+
+
+@pytest.fixture
+def stack(sim, soap_cfg, tracker):
+    """(backend, client, feed): listeners attached before the client connects."""
+    client = AmiClient("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0,
+                       reconnect_base_s=0.05, reconnect_cap_s=0.2)
+    backend = BridgeBackend({"pbx1": client}, tracker, soap_cfg=soap_cfg, pending_count=lambda: 7)
+    feed = TrackerFeed(tracker)
+    client.add_listener(feed)
+    client.start()
+    try:
+        assert client.wait_connected(WAIT_S)
+        yield backend, client, feed
+    finally:
+        client.stop()
+
+
+@pytest.fixture
+def backend(stack):
+    return stack[0]
+
+
+@pytest.fixture
+def server(backend, soap_cfg):
+    with SoapServer(build_app(backend, soap_cfg), "127.0.0.1:0", threads=8) as srv:
+        yield srv
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as session:
+        session.auth = (USER, PASSWORD)
+        yield session
+
+
+@pytest.fixture
+def url(server):
+    return server.url + "/bridge"
+
+
+@pytest.fixture
+def zeep_client(url, http):
+    import zeep
+    from zeep.transports import Transport
+    return zeep.Client(url + "?wsdl", transport=Transport(session=http, timeout=WAIT_S))
+
+
+def envelope(body: str, soap12: bool = False, prefix: str = "soapenv") -> str:
+    env = ns.SOAP12_ENV if soap12 else ns.SOAP11_ENV
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<{prefix}:Envelope xmlns:{prefix}="{env}" '
+            f'xmlns:m="{ns.BRIDGE}"><{prefix}:Header/><{prefix}:Body>{body}</{prefix}:Body></{prefix}:Envelope>')
+
+
+def sent(sim, *names: str) -> list[Message]:
+    wanted = {n.lower() for n in (names or ORIGINATE_ACTIONS)}
+    return [m for m in list(sim.received_actions) if (m.get("Action") or "").lower() in wanted]
