@@ -1,0 +1,391 @@
+"""The version-independent call state machine: channel facts in, normalized events out.
+
+Theory of operation
+-------------------
+Version adapters (asterisk11.py, asterisk12.py) turn raw AMI events into a handful of facts:
+a channel appeared, changed state, was dialed, answered, bridged, redirected, hung up. This
+engine keeps channels by Uniqueid and calls by call id (Linkedid on 12+; on 11 the Uniqueid
+of the first channel, which is what Linkedid would have been), grouped into legs: the two
+halves of a Local channel are one leg, so a Local hop looks like one party.
+
+Events per call: a dialed leg rings (CallRinging), the first leg to answer is who answered
+(CallAnswered); a hop's own answer (a Local channel into a queue) is not reported when one of
+its members answered first. A leg that ends while another party is still ringing or talking
+gets its own CallEnded (`answered-elsewhere` for the queue members who lost the race); the last
+party's CallEnded is held back and becomes the call's final CallEnded (`CallState: ended`),
+so a queue call answered by member 2 is never reported as missed.
+
+The caller must hold the tracker's lock; the engine has no threads and no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from bridge.calls import normalize
+from bridge.calls import model as m
+from bridge.calls.channels import Channel, device_of, dial_target, known, leg_key
+from bridge.calls.state import CALLEE, CALLER, Call, Leg, final_reason, leg_reason
+from bridge.config import CallsConfig
+from bridge.events.model import BridgeEvent
+
+REASON_CAUSE = {m.R_BUSY: ("17", "User busy"), m.R_NO_ANSWER: ("19", "User alerting, no answer")}
+OTHER = "other"          # a channel of the call that nobody dialed (yet): spy, originate helper …
+RINGING_STATE = 5        # AST_STATE_RINGING
+UP_STATE = 6             # AST_STATE_UP
+BUSY_STATE = 7           # AST_STATE_BUSY
+DOWN_STATE = 0           # an outgoing channel starts Down; an incoming one starts in Ring (4)
+
+
+class CallEngine:
+    """Channels and calls of every server; feed it facts, collect `out`."""
+
+    def __init__(self, cfg: CallsConfig, clock: Callable[[], float]) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.trunks = [re.compile(p) for p in cfg.trunk_channel_patterns]
+        self.channels: dict[tuple[str, str], Channel] = {}
+        self.calls: dict[tuple[str, str], Call] = {}
+        self.legs: dict[tuple[str, str], str] = {}        # (server, leg key) → call id
+        self.queued: dict[tuple[str, str], Channel] = {}  # callers waiting in a queue
+        self.out: list[BridgeEvent] = []
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def channel(self, server: str, uniqueid: str | None) -> Channel | None:
+        return self.channels.get((server, uniqueid)) if uniqueid else None
+
+    def call_of(self, ch: Channel) -> tuple[Call, Leg]:
+        call = self.calls[(ch.server, ch.call_id)]
+        return call, call.legs[ch.key]
+
+    # -- channels ------------------------------------------------------------------------------
+
+    def channel_new(self, server: str, uniqueid: str, name: str, state: int, context: str,
+                    exten: str, cid_num: str | None, cid_name: str | None,
+                    linkedid: str | None = None, conn_num: str | None = None) -> Channel:
+        existing = self.channels.get((server, uniqueid))
+        if existing is not None:
+            existing.update_caller(cid_num, cid_name, conn_num)
+            return existing
+        now = self.clock()
+        key = leg_key(name)
+        ch = Channel(server, uniqueid, name, "", now, state, state, context, exten)
+        ch.update_caller(cid_num, cid_name, conn_num)
+        half_of = self.legs.get((server, key))
+        if half_of is not None and (server, half_of) in self.calls:
+            call = self.calls[(server, half_of)]   # the other half of a Local pair: same leg
+            leg = call.legs[key]
+        else:
+            call = self.calls.get((server, linkedid)) if linkedid and linkedid != uniqueid else None
+            if call is None:
+                call = Call(server, linkedid or uniqueid, now, originated=state == DOWN_STATE)
+                self.calls[(server, call.call_id)] = call
+            role = CALLER if not call.legs else OTHER
+            leg = Leg(key, role, device_of(name), now)
+            call.legs[key] = leg
+            self.legs[(server, key)] = call.call_id
+        ch.call_id = call.call_id
+        leg.channels.append(ch)
+        call.live.add(uniqueid)
+        self.channels[(server, uniqueid)] = ch
+        return ch
+
+    def _move_leg(self, leg: Leg, src: Call, dst: Call) -> None:
+        """On 11 a dialed channel starts a call of its own until Dial/Bridge tells whose it is."""
+        del src.legs[leg.key]
+        dst.legs[leg.key] = leg
+        self.legs[(dst.server, leg.key)] = dst.call_id
+        for ch in leg.channels:
+            ch.call_id = dst.call_id
+            if ch.uniqueid in src.live:
+                src.live.discard(ch.uniqueid)
+                dst.live.add(ch.uniqueid)
+        if not src.legs:
+            del self.calls[(src.server, src.call_id)]
+
+    def _adopt(self, parent: Channel, ch: Channel) -> tuple[Call, Leg]:
+        """Make `ch`'s leg a callee of `parent`'s leg, moving it between calls if needed."""
+        call, parent_leg = self.call_of(parent)
+        other, leg = self.call_of(ch)
+        if other is not call:
+            if other.emitted or leg is not other.origin:
+                return other, leg     # two calls that both already reported: keep them apart
+            self._move_leg(leg, other, call)
+            leg.role = OTHER
+        if leg.role != CALLER:
+            leg.role = CALLEE
+            leg.parent = parent_leg.key
+            if parent_leg.role == CALLEE:
+                parent_leg.hop = True
+        return call, leg
+
+    def caller_id(self, server: str, uniqueid: str | None, num: str | None, name: str | None,
+                  conn: str | None = None) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is not None:
+            ch.update_caller(num, name, conn)
+
+    # -- dialing -------------------------------------------------------------------------------
+
+    def dial_begin(self, server: str, src_uid: str | None, dst: Channel, dialstring: str | None) -> None:
+        src = self.channel(server, src_uid)
+        if src is None:
+            # An Originate's DialBegin has only Dest* fields (22.10.1 capture): nobody dials.
+            call, leg = self.call_of(dst)
+            if leg.role == CALLER:
+                call.originated = True
+            return
+        call, leg = self._adopt(src, dst)
+        if leg.role != CALLEE:
+            return
+        target = dial_target(dialstring)
+        if target:
+            leg.extension = target
+        self._ring(call, leg)
+
+    def dial_end(self, server: str, src_uid: str | None, dst_uid: str | None, status: str) -> None:
+        dst = self.channel(server, dst_uid)
+        if dst is None:
+            # Asterisk 11's `Dial` End names only the dialing channel, after the call.
+            src = self.channel(server, src_uid)
+            if src is not None:
+                call, src_leg = self.call_of(src)
+                for leg in call.callee_legs():
+                    if leg.parent == src_leg.key and leg.dial_status is None:
+                        leg.dial_status = status
+            return
+        call, leg = self.call_of(dst)
+        if leg.dial_status is None or status != "CANCEL":
+            leg.dial_status = status
+        if status == "ANSWER":
+            self._answer(call, leg)
+
+    def state(self, server: str, uniqueid: str | None, state: int, num: str | None = None,
+              name: str | None = None, conn: str | None = None) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is None or ch.hung_up:
+            return
+        ch.update_caller(num, name, conn)
+        ch.state = state
+        call, leg = self.call_of(ch)
+        if state == RINGING_STATE:
+            queued = self._queue_caller_for(ch, call, leg)
+            if queued is not None:
+                call, leg = self._adopt(queued, ch)
+            if leg.role == CALLEE or (leg.role == CALLER and call.originated):
+                self._ring(call, leg)
+        elif state == UP_STATE:
+            self._answer(call, leg)
+        elif state == BUSY_STATE:
+            leg.busy_seen = True
+
+    def _queue_caller_for(self, ch: Channel, call: Call, leg: Leg) -> Channel | None:
+        """Asterisk 11 links a queue member to nothing (no Dial, no Linkedid, queue-11.25.3
+        capture): the ringing member's connected line is the waiting caller's number."""
+        if leg is not call.origin or len(call.legs) > 1 or call.emitted or not ch.conn_num:
+            return None
+        for waiting in self.queued.values():
+            if waiting.server == ch.server and waiting.cid_num == ch.conn_num and not waiting.hung_up:
+                return waiting
+        return None
+
+    # -- answer, bridges, transfers -----------------------------------------------------------
+
+    def _answer(self, call: Call, leg: Leg) -> None:
+        if leg.answered_at is not None or leg.ended_at is not None:
+            return
+        now = self.clock()
+        leg.answered_at = now
+        if leg.role == CALLER:
+            if call.originated and leg.rang:
+                self._emit(normalize.answered(call, leg, now))
+            return
+        if leg.role != CALLEE:
+            return
+        if call.answered_at is None:
+            call.answered_at = now
+        if call.descendants_answered(leg):
+            return   # a Local hop (e.g. into a queue) comes up because its member answered
+        call.answered_by = leg.key
+        if not leg.rang:
+            self._ring(call, leg)
+        self._emit(normalize.answered(call, leg, now))
+
+    def bridge_enter(self, server: str, uniqueid: str | None, bridge_id: str) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is None or ch.hung_up:
+            return
+        ch.bridge = bridge_id
+        call, leg = self.call_of(ch)
+        if leg.role == CALLEE:
+            self._answer(call, leg)
+
+    def bridge_link(self, server: str, uid1: str | None, uid2: str | None) -> None:
+        """Asterisk 11 `Bridge` Link: both channels at once; links calls Dial did not."""
+        a, b = self.channel(server, uid1), self.channel(server, uid2)
+        if a is None or b is None:
+            return
+        if a.call_id != b.call_id:
+            self._adopt(a, b)
+        bridge_id = f"{a.uniqueid}|{b.uniqueid}"
+        self.bridge_enter(server, a.uniqueid, bridge_id)
+        self.bridge_enter(server, b.uniqueid, bridge_id)
+
+    def bridge_leave(self, server: str, uniqueid: str | None) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is not None:
+            ch.bridge = None
+
+    def newexten(self, server: str, uniqueid: str | None, context: str, exten: str) -> None:
+        """A bridged channel running dialplan was redirected (AMI Redirect, blind transfer):
+        the 22.10.1 capture shows its Newexten with the new Exten before its BridgeLeave."""
+        ch = self.channel(server, uniqueid)
+        if ch is None or ch.hung_up:
+            return
+        moved = bool(exten) and (exten != ch.exten or (context and context != ch.context))
+        if ch.bridge and moved:
+            peer = next((o for o in self.channels_of(ch) if o is not ch and o.bridge == ch.bridge
+                         and not o.hung_up), None)
+            self.transfer(ch, peer, exten, "blind")
+        if exten:
+            ch.exten, ch.context = exten, context or ch.context
+
+    def transfer(self, transferee: Channel, transferer: Channel | None, target: str, kind: str) -> None:
+        call, moved = self.call_of(transferee)
+        loser = moved
+        if moved.role != CALLEE and transferer is not None and transferer.call_id == call.call_id:
+            loser = call.legs[transferer.key]
+        if loser.role != CALLEE or loser.transferred:
+            return
+        loser.transferred = True
+        if call.answered_by == loser.key:
+            call.answered_by = None
+        call.transfers.append(target)
+        self._emit(normalize.transferred(call, loser, self.clock(), target, kind, transferee))
+
+    def channels_of(self, ch: Channel) -> list[Channel]:
+        call, _ = self.call_of(ch)
+        return [c for leg in call.legs.values() for c in leg.channels]
+
+    # -- queues --------------------------------------------------------------------------------
+
+    def queue_join(self, server: str, uniqueid: str | None, queue: str | None) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is not None:
+            self.calls[(server, ch.call_id)].queue = queue
+            self.queued[(server, ch.uniqueid)] = ch
+
+    def queue_leave(self, server: str, uniqueid: str | None) -> None:
+        self.queued.pop((server, uniqueid or ""), None)
+
+    # -- hangups -------------------------------------------------------------------------------
+
+    def hangup_request(self, server: str, uniqueid: str | None) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is not None and not ch.hung_up:
+            self._note_hangup_by(*self.call_of(ch))
+
+    def _note_hangup_by(self, call: Call, leg: Leg) -> None:
+        if call.hangup_by is not None or leg.ended_at is not None:
+            return
+        if leg.role == CALLER:
+            if call.answered_at is not None:
+                call.hangup_by = "caller"
+            elif call.other_live_parties(leg):
+                call.hangup_by = "caller"
+                call.caller_cancelled = True
+        elif leg.key == call.answered_by or (call.answered_at is None and leg.rang):
+            call.hangup_by = "callee"
+
+    def hangup(self, server: str, uniqueid: str | None, cause: str | None, cause_txt: str | None,
+               lost: bool = False) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is None or ch.hung_up:
+            return
+        ch.hung_up, ch.cause, ch.cause_txt = True, cause, cause_txt
+        self.queued.pop((server, ch.uniqueid), None)
+        call, leg = self.call_of(ch)
+        if lost:
+            call.lost = True
+        else:
+            self._note_hangup_by(call, leg)
+        talking = leg.role == CALLER or leg.key == call.answered_by
+        if talking and call.cause is None and cause not in (None, "0"):
+            call.cause, call.cause_txt = cause, cause_txt   # who ended the conversation, and why
+        if leg.ended_at is None:
+            self._end_leg(call, leg, cause, cause_txt)
+        elif leg.cause in (None, "0") and cause not in (None, "0"):
+            # The other half of a Local pair often knows the real cause (11.25.3 captures).
+            leg.cause, leg.cause_txt = cause, cause_txt
+        call.live.discard(ch.uniqueid)
+        if not call.live and call.ended_at is None:
+            self._end_call(call)
+
+    def _end_leg(self, call: Call, leg: Leg, cause: str | None, cause_txt: str | None) -> None:
+        leg.ended_at = self.clock()
+        leg.cause, leg.cause_txt = cause, cause_txt
+        leg.reason = leg_reason(call, leg)
+        if leg.role == CALLER and call.answered_at is None and call.other_live_parties(leg):
+            call.caller_cancelled = True
+        if leg.role != CALLEE or not leg.rang:
+            return
+        if call.answered_by == leg.key or not call.other_live_parties(leg):
+            call.deferred.append(leg)   # perhaps the last party: its end is the call's end
+        else:
+            self._emit(normalize.ended(call, leg, leg.ended_at, leg.reason, final=False))
+
+    def _end_call(self, call: Call) -> None:
+        now = self.clock()
+        call.ended_at = now
+        if not call.emitted and not call.originated:
+            return   # nobody was dialed (voicemail, IVR, a feature code): not a call to report
+        answered = call.legs.get(call.answered_by) if call.answered_by else None
+        final = answered or (call.deferred[-1] if call.deferred else call.origin)
+        self._flush_deferred(call, keep=final)
+        self._prepare(call)
+        call.reason = final_reason(call, final)
+        if final.cause is not None and call.answered_at is None:
+            call.cause, call.cause_txt = final.cause, final.cause_txt
+        if call.cause in (None, "0") and call.reason in REASON_CAUSE:
+            # Asterisk 11 hangs a busy Local channel up with cause 0 (originate-400-busy-11.25.3)
+            # where 22 says 17; the reason was read from the Busy state, so name its cause.
+            call.cause, call.cause_txt = REASON_CAUSE[call.reason]
+        self._emit(normalize.ended(call, final, now, call.reason, final=True))
+
+    def _flush_deferred(self, call: Call, keep: Leg | None = None) -> None:
+        for leg in call.deferred:
+            if leg is not keep:
+                if call.answered_by == leg.key:
+                    call.answered_by = None
+                self._emit(normalize.ended(call, leg, leg.ended_at or self.clock(), leg.reason
+                                           or leg_reason(call, leg), final=False))
+        call.deferred.clear()
+
+    # -- emitting ------------------------------------------------------------------------------
+
+    def _ring(self, call: Call, leg: Leg) -> None:
+        if leg.rang or leg.ended_at is not None:
+            return
+        leg.rang = True
+        leg.started_at = self.clock()
+        self._flush_deferred(call)
+        self._prepare(call)
+        self._emit(normalize.ringing(call, leg, leg.started_at))
+
+    def _prepare(self, call: Call) -> None:
+        """Fix direction and the dialed number at the call's first normalized event."""
+        if call.direction is None:
+            call.direction = normalize.direction(call, self.cfg, self.trunks)
+        if call.callee_num is None:
+            origin = call.origin.channel
+            dialed = known(origin.exten) if not call.originated and origin.exten != "s" else None
+            first = next(iter(call.callee_legs()), None)
+            call.callee_num = dialed or (first.extension if first else call.origin.extension)
+
+    def _emit(self, event: BridgeEvent) -> None:
+        call = self.calls.get((event.server, event.order_key))
+        if call is not None:
+            call.emitted = True
+        self.out.append(event)
