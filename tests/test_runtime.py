@@ -1,0 +1,215 @@
+"""bridge/runtime.py: the real `python -m bridge run` against the simulator and a local sink."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bridge.config import AmiConfig, Config, DatabaseConfig, MetricsConfig, SubscriberConfig
+from bridge.errors import SchemaError
+
+ROOT = Path(__file__).parent.parent
+WAIT_S = 20.0
+AMI_SECRET = "rt-secret-7f3a"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def wait_until(predicate, timeout_s: float = WAIT_S, interval_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
+        if not match:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+def outbox_rows(db_url: str) -> list[dict]:
+    from bridge.outbox import queries
+    from bridge.outbox.db import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return queries.list_rows(conn, limit=1_000_000)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sim():
+    from bridge.ami.simulator import AmiSimulator
+
+    with AmiSimulator("asterisk20", users={"bridge": AMI_SECRET}, time_scale=0.02) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def sink():
+    from bridge.outbox.sink import PushEventSink
+
+    with PushEventSink() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def migrated_sqlite(tmp_path):
+    from bridge.outbox.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    upgrade(url)
+    return url
+
+
+def write_config(tmp_path: Path, sim, sink, db_url: str, metrics_port: int) -> Path:
+    path = tmp_path / "bridge.toml"
+    path.write_text(f"""
+[database]
+url = "{db_url}"
+[[ami]]
+name = "pbx1"
+port = {sim.port}
+username = "bridge"
+secret = "${{AMI_SECRET}}"
+reconnect_base = "100ms"
+[[subscriber]]
+name = "erp"
+url = "{sink.url}"
+mode = "both"
+filter = "902"
+retry_base = "200ms"
+[logging]
+level = "INFO"
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+""", encoding="utf-8")
+    return path
+
+
+def start_bridge(config: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    env["AMI_SECRET"] = AMI_SECRET
+    return subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(config)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_run_delivers_reports_health_and_drains_everything_on_sigterm(tmp_path, sim, sink, migrated_sqlite):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_bridge(write_config(tmp_path, sim, sink, migrated_sqlite, port))
+    try:
+        assert wait_until(lambda: http_get(base + "/healthz")[0] == 200), http_get(base + "/healthz")
+        assert json.loads(http_get(base + "/healthz")[1]) == {"status": "ok", "problems": []}
+
+        sim.run_scenario("answered", caller="202", callee="902", wait=True)
+        assert sink.wait_for(lambda s: any(b"CallEnded" in r.body for r in s.delivered()), WAIT_S)
+        assert wait_until(lambda: metric(http_get(base + "/metrics")[1], "bridge_deliveries_total",
+                                         subscriber="erp") >= len(sink.delivered_ids()))
+        text = http_get(base + "/metrics")[1]
+        assert metric(text, "bridge_ami_events_received_total", server="pbx1") > 0
+        assert metric(text, "bridge_events_accepted_total", server="pbx1", kind="normalized") >= 2
+        assert metric(text, "bridge_events_accepted_total", server="pbx1", kind="raw") >= 1
+        assert metric(text, "bridge_ami_link_up", server="pbx1") == 1
+        assert metric(text, "bridge_delivery_latency_seconds_count", subscriber="erp") >= 1
+
+        flood = sim.flood(2000, 4000, match_ratio=0.5, block=False)
+        assert sink.wait_for(lambda s: len(s.delivered()) > 200, WAIT_S)
+        proc.send_signal(signal.SIGTERM)            # mid-flood: the simulator is still sending
+        out, err = proc.communicate(timeout=60)
+        flood.stop()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    rows = outbox_rows(migrated_sqlite)
+    statuses = {r["status"] for r in rows}
+    assert statuses == {"delivered"}, statuses                       # nothing pending, nothing dead
+    accepted = {r["event_uuid"] for r in rows}
+    assert accepted <= sink.delivered_ids()                           # every accepted event delivered
+    assert len(accepted) > 200
+    assert AMI_SECRET not in err
+
+
+def test_runtime_refuses_unmigrated_database_naming_the_upgrade_command(tmp_path):
+    from bridge.runtime import Runtime
+
+    config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp_path / 'fresh.db'}"),
+                    ami=(AmiConfig(name="pbx1", username="bridge", secret="x"),))
+    with pytest.raises(SchemaError, match="asterisk-bridge db upgrade"):
+        Runtime(config).start()
+
+
+def test_healthz_is_503_with_reason_when_ami_link_is_down(tmp_path, migrated_sqlite, sink):
+    from bridge.runtime import Runtime
+
+    closed = free_port()
+    config = Config(database=DatabaseConfig(url=migrated_sqlite),
+                    ami=(AmiConfig(name="pbx9", port=closed, username="bridge", secret="x",
+                                   reconnect_base_s=0.1, reconnect_cap_s=0.2),),
+                    subscribers=(SubscriberConfig(name="erp", url=sink.url),),
+                    metrics=MetricsConfig(listen="127.0.0.1:0"))
+    runtime = Runtime(config).start()
+    try:
+        url = f"http://127.0.0.1:{runtime.health_server.port}/healthz"
+        status, body = http_get(url)
+        assert status == 503
+        problems = json.loads(body)["problems"]
+        assert len(problems) == 1 and problems[0].startswith("ami pbx9: not logged in")
+        assert metric(http_get(url.replace("healthz", "metrics"))[1], "bridge_ami_link_up", server="pbx9") == 0
+        assert metric(http_get(url.replace("healthz", "metrics"))[1], "bridge_outbox_pending", subscriber="erp") == 0
+    finally:
+        runtime.stop()
+
+
+def test_auto_upgrade_migrates_sqlite_when_asked(tmp_path, sim, sink):
+    from bridge.runtime import Runtime
+
+    config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp_path / 'demo.db'}"),
+                    ami=(AmiConfig(name="pbx1", port=sim.port, username="bridge", secret=AMI_SECRET),),
+                    subscribers=(SubscriberConfig(name="erp", url=sink.url, mode="normalized"),))
+    runtime = Runtime(config, auto_upgrade=True).start()
+    try:
+        assert runtime.clients[0].wait_connected(WAIT_S)
+        sim.run_scenario("busy", wait=True)
+        assert sink.wait_for(lambda s: any(b"CallEnded" in r.body for r in s.delivered()), WAIT_S)
+    finally:
+        runtime.stop()
