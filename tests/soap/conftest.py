@@ -20,6 +20,7 @@ from bridge.soap.server import SoapServer
 
 WAIT_S = 5.0                    # upper bound for anything a test waits for; passing runs take ms
 USER, PASSWORD = "1c", "Пароль-1С"
+AUTH = (USER, PASSWORD.encode("utf-8"))    # 1C sends Basic credentials as UTF-8; requests needs bytes for that
 # Few iterations keep the suite fast; the format and the code path are the production ones.
 PASSWORD_HASH = hash_password(PASSWORD, iterations=1_000, salt="test-salt")
 ORIGINATE_ACTIONS = ("Originate", "Hangup", "Redirect", "ExtensionState")
@@ -120,7 +121,7 @@ def server(backend, soap_cfg):
 @pytest.fixture
 def http():
     with requests.Session() as session:
-        session.auth = (USER, PASSWORD)
+        session.auth = AUTH
         yield session
 
 

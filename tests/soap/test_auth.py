@@ -14,7 +14,7 @@ from bridge.soap.auth import (AccessGuard, BasicAuthenticator, NetworkAllowList,
                               verify_password)
 from bridge.soap.server import SoapServer
 
-from .conftest import PASSWORD, USER, envelope, sent
+from .conftest import AUTH, PASSWORD, USER, envelope, sent
 
 
 def test_hash_password_verifies_only_the_same_password_when_hashed():
@@ -70,7 +70,7 @@ def test_wsdl_is_refused_with_401_when_credentials_are_missing(url):
 
 def test_originate_is_refused_with_401_when_password_is_wrong(url, sim):
     body = envelope("<m:ClickToCall><m:extension>202</m:extension><m:number>902</m:number></m:ClickToCall>")
-    response = requests.post(url, data=body.encode(), auth=(USER, PASSWORD + "x"),
+    response = requests.post(url, data=body.encode(), auth=(USER, (PASSWORD + "x").encode()),
                              headers={"Content-Type": "text/xml"}, timeout=5)
     assert response.status_code == 401
     assert sent(sim, "Originate") == []
@@ -80,8 +80,8 @@ def test_request_is_refused_with_403_when_client_network_is_not_allowed(backend,
     from dataclasses import replace
     cfg = replace(soap_cfg, allow=("10.0.0.0/8",))
     with SoapServer(build_app(backend, cfg), "127.0.0.1:0") as srv:
-        wsdl = requests.get(srv.url + "/bridge?wsdl", auth=(USER, PASSWORD), timeout=5)
-        call = requests.post(srv.url + "/bridge", auth=(USER, PASSWORD), headers={"Content-Type": "text/xml"},
+        wsdl = requests.get(srv.url + "/bridge?wsdl", auth=AUTH, timeout=5)
+        call = requests.post(srv.url + "/bridge", auth=AUTH, headers={"Content-Type": "text/xml"},
                              data=envelope("<m:ClickToCall><m:extension>202</m:extension>"
                                            "<m:number>902</m:number></m:ClickToCall>").encode(), timeout=5)
     assert wsdl.status_code == 403 and b"definitions" not in wsdl.content
@@ -91,7 +91,7 @@ def test_request_is_refused_with_403_when_client_network_is_not_allowed(backend,
 
 def test_password_never_reaches_the_log_when_login_fails(url, caplog):
     caplog.set_level(logging.DEBUG)
-    requests.get(url + "?wsdl", auth=(USER, "Сверхсекретный-пароль"), timeout=5)
+    requests.get(url + "?wsdl", auth=(USER, "Сверхсекретный-пароль".encode()), timeout=5)
     assert "Сверхсекретный" not in caplog.text
     assert "bad credentials" in caplog.text
 
