@@ -338,12 +338,13 @@ class CallEngine:
 
     def _end_call(self, call: Call) -> None:
         now = self.clock()
-        call.ended_at = now
         if not call.emitted and not call.originated:
+            call.ended_at = now
             return   # nobody was dialed (voicemail, IVR, a feature code): not a call to report
         answered = call.legs.get(call.answered_by) if call.answered_by else None
         final = answered or (call.deferred[-1] if call.deferred else call.origin)
         self._flush_deferred(call, keep=final)
+        call.ended_at = now
         self._prepare(call)
         call.reason = final_reason(call, final)
         if final.cause is not None and call.answered_at is None:
