@@ -53,6 +53,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # http.server sends headers and body in two writes; without NODELAY, Nagle holds the body
+        # until the client's delayed ACK (~40 ms on Linux), capping keep-alive at ~25 requests/s.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.sink._lock:
             self.server.active.add(self.connection)
 
@@ -69,6 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
         sink._record(Receipt(parse_envelope_id(body), body, {k: v for k, v in self.headers.items()},
                              self.path, time.time(), time.monotonic(), mode,
                              tuple(self.client_address)))
+        if sink.delay_s:
+            time.sleep(sink.delay_s)
         if mode == RESET:
             # SO_LINGER 0: close() sends RST instead of FIN, like a crashed front end.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -112,11 +117,12 @@ class PushEventSink:
     """Records every POST; `mode` decides the answer. Use as a context manager or start()/stop()."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/erp", *,
-                 hang_s: float = 30.0, retry_after_s: int = 1) -> None:
+                 hang_s: float = 30.0, retry_after_s: int = 1, delay_s: float = 0.0) -> None:
         self.host, self.port, self.path = host, port, path
         self.mode = OK
         self.hang_s = hang_s
         self.retry_after_s = retry_after_s
+        self.delay_s = delay_s            # answer every request this much later (a slow ERP)
         self.receipts: list[Receipt] = []
         self._lock = threading.RLock()
         self._arrived = threading.Condition(self._lock)
