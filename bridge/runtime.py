@@ -24,8 +24,9 @@ HEALTH_DB_TIMEOUT_S = 2.0
 class _ReceivedCounter:
     """AmiListener counting every event per server and logging link changes (never blocks)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, stopping: threading.Event) -> None:
         self.metrics = metrics
+        self.stopping = stopping
 
     def on_event(self, server: str, message) -> None:
         self.metrics.event_received(server)
@@ -34,7 +35,8 @@ class _ReceivedCounter:
         log.info("ami %s: connected (AMI %s)", server, banner.version_text)
 
     def on_disconnected(self, server: str, reason: str) -> None:
-        log.warning("ami %s: disconnected: %s", server, reason)
+        log.log(logging.INFO if self.stopping.is_set() else logging.WARNING,
+                "ami %s: disconnected: %s", server, reason)
 
 
 class _CountingRouter:
@@ -104,6 +106,7 @@ class Runtime:
         self._housekeeper: _Housekeeper | None = None
         self._started = False
         self._stop_requested = threading.Event()
+        self._stopping = threading.Event()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -128,6 +131,7 @@ class Runtime:
 
     def stop(self) -> None:
         """Idempotent; each step runs even if an earlier one failed."""
+        self._stopping.set()
         steps = [("SOAP server", self._stop_soap), ("AMI links", self._stop_ami),
                  ("housekeeper", self._stop_housekeeper), ("outbox writer", self._stop_writer),
                  ("deliveries", self._stop_dispatcher), ("metrics server", self._stop_health),
@@ -181,7 +185,7 @@ class Runtime:
         self.router = Router(self.config.subscribers)
         sink = _CountingSink(self.writer, self.metrics)
         self.pipeline = Pipeline(self.tracker, _CountingRouter(self.router, self.metrics), sink)
-        counter = _ReceivedCounter(self.metrics)
+        counter = _ReceivedCounter(self.metrics, self._stopping)
         for ami in self.config.ami:
             client = AmiClient.from_config(ami, filters=self.router.ami_filters())
             client.add_listener(counter)
