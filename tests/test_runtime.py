@@ -202,10 +202,10 @@ def test_healthz_is_503_with_reason_when_ami_link_is_down(tmp_path, migrated_sql
         runtime.stop()
 
 
-def test_auto_upgrade_migrates_sqlite_when_asked(tmp_path, sim, sink):
+def test_auto_upgrade_migrates_and_delivers_when_asked(db_url, sim, sink):
     from bridge.runtime import Runtime
 
-    config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp_path / 'demo.db'}"),
+    config = Config(database=DatabaseConfig(url=db_url),
                     ami=(AmiConfig(name="pbx1", port=sim.port, username="bridge", secret=AMI_SECRET),),
                     subscribers=(SubscriberConfig(name="erp", url=sink.url, mode="normalized"),))
     runtime = Runtime(config, auto_upgrade=True).start()
