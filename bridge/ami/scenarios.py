@@ -118,6 +118,12 @@ class _Script:
         if self.old:
             self.emit(shapes.dial_end(self.profile, src, dst, status))
 
+    @staticmethod
+    def connect(a: Chan, b: Chan) -> None:
+        """On answer Asterisk sets the caller's connected line to the callee (its ConnectedLine*
+        headers name the callee from then on)."""
+        a.conn_num, a.conn_name = b.cid_num, b.cid_name
+
     def bridge(self, a: Chan, b: Chan) -> str:
         self._bridges += 1
         bridge_id = f"6b1d{self.seq:04x}-0000-4000-8000-{self._bridges:012x}"
@@ -160,6 +166,7 @@ def _answered(s: _Script, caller: str, caller_name: str, callee: str, context: s
     s.wait(RING_S)
     s.set_state(b, 6)
     s.dial_end(a, b, "ANSWER")
+    s.connect(a, b)
     s.set_state(a, 6)
     bridge = s.bridge(a, b)
     s.wait(TALK_S)
@@ -226,6 +233,7 @@ def _queue(s: _Script, caller: str, caller_name: str, queue_exten: str, *, queue
         s.dial_end(a, m, "CANCEL")
         s.hangup(m, 26, "Answered elsewhere")
     s.emit(shapes.queue_leave(s.profile, a, queue, 0))
+    s.connect(a, answerer)
     s.set_state(a, 6)
     bridge = s.bridge(a, answerer)
     s.wait(TALK_S)
@@ -241,6 +249,7 @@ def _blind_transfer(s: _Script, caller: str, caller_name: str, callee: str, cont
     s.wait(RING_S)
     s.set_state(b, 6)
     s.dial_end(a, b, "ANSWER")
+    s.connect(a, b)
     s.set_state(a, 6)
     bridge = s.bridge(a, b)
     s.wait(TALK_S)
@@ -256,6 +265,7 @@ def _blind_transfer(s: _Script, caller: str, caller_name: str, callee: str, cont
     s.wait(RING_S)
     s.set_state(c, 6)
     s.dial_end(a, c, "ANSWER")
+    s.connect(a, c)
     bridge = s.bridge(a, c)
     s.wait(TALK_S)
     s.hangup(a, 16, "Normal Clearing", request=True)
@@ -305,6 +315,7 @@ def _originate(s: _Script, caller: str, caller_name: str, callee: str, *, channe
     s.wait(RING_S)
     s.set_state(b, 6)
     s.dial_end(a, b, "ANSWER")
+    s.connect(a, b)
     bridge = s.bridge(a, b)
     s.wait(TALK_S)
     s.hangup(b, 16, "Normal Clearing", request=True)

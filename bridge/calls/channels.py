@@ -62,6 +62,7 @@ class Channel:
     hung_up: bool = False
     cause: str | None = None
     cause_txt: str | None = None
+    seq: int = 0                     # creation order; reconcile() ignores channels newer than its mark
 
     @property
     def key(self) -> str:

@@ -50,6 +50,7 @@ class CallEngine:
         self.legs: dict[tuple[str, str], str] = {}        # (server, leg key) → call id
         self.queued: dict[tuple[str, str], Channel] = {}  # callers waiting in a queue
         self.out: list[BridgeEvent] = []
+        self.seq = 0                                       # channels created so far
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -71,7 +72,8 @@ class CallEngine:
             return existing
         now = self.clock()
         key = leg_key(name)
-        ch = Channel(server, uniqueid, name, "", now, state, state, context, exten)
+        self.seq += 1
+        ch = Channel(server, uniqueid, name, "", now, state, state, context, exten, seq=self.seq)
         ch.update_caller(cid_num, cid_name, conn_num)
         half_of = self.legs.get((server, key))
         if half_of is not None and (server, half_of) in self.calls:

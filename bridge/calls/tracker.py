@@ -22,8 +22,14 @@ MAX_CALL_AGE_S = 24 * 3600.0
 # under a running bridge.
 _HANDLERS: dict[str, common.Handler] = {**common.HANDLERS, **asterisk11.HANDLERS, **asterisk12.HANDLERS}
 
-# Events the call model needs; everything else is skipped without a lock.
+# Events the call model needs (lower case, as looked up); everything else is skipped
+# without taking the lock. CALL_EVENT_NAMES spells them the way Asterisk does.
 CALL_EVENTS = frozenset(_HANDLERS)
+CALL_EVENT_NAMES = ("Newchannel", "Newstate", "NewCallerid", "Newexten", "HangupRequest", "Hangup",
+                    "Dial", "Bridge", "Join", "Leave", "Transfer", "DialBegin", "DialEnd",
+                    "BridgeEnter", "BridgeLeave", "QueueCallerJoin", "QueueCallerLeave",
+                    "BlindTransfer", "NewConnectedLine")
+assert {n.lower() for n in CALL_EVENT_NAMES} == CALL_EVENTS
 
 
 class CallTracker:
@@ -51,15 +57,26 @@ class CallTracker:
             handler(engine, server, message)
             return engine.out
 
-    def reconcile(self, server: str, live: Sequence[Message]) -> list[BridgeEvent]:
+    def mark(self) -> int:
+        """Take before sending CoreShowChannels; pass to reconcile() as `since_mark`."""
+        with self._lock:
+            return self._engine.seq
+
+    def reconcile(self, server: str, live: Sequence[Message],
+                  since_mark: int | None = None) -> list[BridgeEvent]:
         """After a reconnect: `CoreShowChannel` events are what is live now. Calls whose
-        channels all vanished end with `lost-during-disconnect`; new channels are adopted."""
+        channels all vanished end with `lost-during-disconnect`; new channels are adopted.
+
+        Events keep flowing while CoreShowChannels runs: a channel created after `since_mark`
+        (see mark()) may be missing from `live` only because it is newer than the list.
+        """
         live_ids = {m.get("Uniqueid") for m in live if m.get("Uniqueid")}
         with self._lock:
             engine = self._engine
             engine.out = []
+            newest = engine.seq if since_mark is None else since_mark
             for ch in [c for c in engine.channels.values() if c.server == server and not c.hung_up]:
-                if ch.uniqueid not in live_ids:
+                if ch.uniqueid not in live_ids and ch.seq <= newest:
                     engine.hangup(server, ch.uniqueid, None, None, lost=True)
             for msg in live:
                 self._adopt_live(server, msg)

@@ -1,0 +1,11 @@
+"""Events on their way to subscribers: filters, routing, and the AMI listener pipeline."""
+
+from bridge.events.filters import SubscriberFilter
+from bridge.events.model import NORMALIZED, RAW, BridgeEvent, EventSink
+from bridge.events.pipeline import Pipeline, PipelineMetrics, raw_event
+from bridge.events.router import NEEDED_EVENTS, Router
+
+__all__ = [
+    "NEEDED_EVENTS", "NORMALIZED", "RAW", "BridgeEvent", "EventSink", "Pipeline",
+    "PipelineMetrics", "Router", "SubscriberFilter", "raw_event",
+]

@@ -1,0 +1,123 @@
+"""The AMI listener that turns events into routed BridgeEvents: raw, call model, filters, sink."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Protocol, Sequence
+
+from bridge.ami.protocol import Action, Banner, Message
+from bridge.calls import CallTracker
+from bridge.errors import BridgeError
+from bridge.events.model import RAW, BridgeEvent, EventSink
+from bridge.events.router import Router
+
+log = logging.getLogger(__name__)
+
+RESYNC_TIMEOUT_S = 15.0   # CoreShowChannels on a busy PBX lists thousands of channels
+
+
+class PipelineMetrics(Protocol):
+    """What the pipeline counts, per AMI server (bridge.observability.Metrics implements it)."""
+
+    def event_received(self, server: str) -> None: ...
+    def event_filtered(self, server: str) -> None: ...
+    def event_accepted(self, server: str, kind: str) -> None: ...
+
+
+class _RawView:
+    """A Message seen as a filterable event, without building a BridgeEvent (uuid, clock) for
+    the many events that no subscriber wants."""
+
+    __slots__ = ("kind", "name", "text", "_message")
+
+    def __init__(self, message: Message) -> None:
+        self.kind = RAW
+        self.name = message.event or ""
+        self.text = message.text
+        self._message = message
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._message.get(name, default)
+
+
+def raw_event(server: str, message: Message, received_monotonic: float = 0.0) -> BridgeEvent:
+    """The raw BridgeEvent of an AMI event; its order key keeps one call's events together."""
+    order_key = (message.get("Linkedid") or message.get("Uniqueid") or message.get("Channel")
+                 or message.event or "")
+    return BridgeEvent(server=server, name=message.event or "", kind=RAW, headers=message.headers,
+                       text=message.text, order_key=order_key, received_monotonic=received_monotonic)
+
+
+class Pipeline:
+    """AmiListener: each event goes to the call tracker, then raw and normalized events go
+    through the Router to `sink.accept`. Runs on the AMI reader thread: never blocks on I/O
+    (the sink's own queue applies backpressure)."""
+
+    def __init__(self, server_tracker: CallTracker, router: Router, sink: EventSink,
+                 metrics: PipelineMetrics | None = None, clients: Sequence = ()) -> None:
+        self.tracker = server_tracker
+        self.router = router
+        self.sink = sink
+        self.metrics = metrics
+        self._clients: dict[str, object] = {}
+        for client in clients:
+            self.attach(client)
+
+    def attach(self, client) -> None:
+        """Listen to `client` and use it for the CoreShowChannels resync after each login."""
+        self._clients[client.name] = client
+        client.add_listener(self)
+
+    # -- AmiListener ---------------------------------------------------------------------------
+
+    def on_event(self, server: str, message: Message) -> None:
+        arrived = time.monotonic()
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.event_received(server)
+        names = self.router.route(_RawView(message))
+        if names:
+            self._accept(raw_event(server, message, arrived), names)
+        elif metrics is not None:
+            metrics.event_filtered(server)
+        for event in self.tracker.feed(server, message):
+            self._deliver(event, arrived)
+
+    def on_connected(self, server: str, banner: Banner) -> None:
+        """After login and filters: ask what is live, end the calls that vanished meanwhile."""
+        client = self._clients.get(server)
+        if client is None:
+            return
+        mark = self.tracker.mark()
+        try:
+            result = client.send_action(Action.build("CoreShowChannels")).result(RESYNC_TIMEOUT_S)
+        except BridgeError as exc:
+            log.warning("ami %s: resync after reconnect failed: %s", server, exc)
+            return
+        except TimeoutError:
+            log.warning("ami %s: resync after reconnect timed out after %.0f s", server, RESYNC_TIMEOUT_S)
+            return
+        live = [m for m in result.events if (m.event or "").lower() == "coreshowchannel"]
+        for event in self.tracker.reconcile(server, live, since_mark=mark):
+            self._deliver(event, time.monotonic())
+
+    def on_disconnected(self, server: str, reason: str) -> None:
+        """Nothing to do: calls stay open until the resync after the next login decides."""
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _deliver(self, event: BridgeEvent, arrived: float) -> None:
+        names = self.router.route(event)
+        if names:
+            if not event.received_monotonic:
+                event = replace(event, received_monotonic=arrived)
+            self._accept(event, names)
+        elif self.metrics is not None:
+            self.metrics.event_filtered(event.server)
+
+    def _accept(self, event: BridgeEvent, names: list[str]) -> None:
+        self.sink.accept(event, names)
+        if self.metrics is not None:
+            self.metrics.event_accepted(event.server, event.kind)
