@@ -34,6 +34,7 @@ from bridge.config import SoapConfig  # noqa: E402
 from bridge.soap.app import build_app  # noqa: E402
 from bridge.soap.auth import hash_password  # noqa: E402
 from bridge.soap.backend import BridgeBackend  # noqa: E402
+from bridge.soap.extstate import ExtensionStateCache  # noqa: E402
 from bridge.soap.server import SoapServer  # noqa: E402
 
 ECHO_NS = "urn:bench-echo"
@@ -62,6 +63,7 @@ def run_load(port: int, path: str, body_template: str, seconds: float, clients: 
     """(requests done, latencies in s, errors) from `clients` keep-alive connections for `seconds`."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
+    kinds: dict[str, int] = {}
     start_gate = threading.Barrier(clients + 1)
     stop_at = [0.0]
 
@@ -75,12 +77,20 @@ def run_load(port: int, path: str, body_template: str, seconds: float, clients: 
         mine = latencies[index]
         while time.perf_counter() < stop_at[0]:
             t0 = time.perf_counter()
-            conn.request("POST", path, body, headers)
-            response = conn.getresponse()
-            response.read()
+            try:
+                conn.request("POST", path, body, headers)
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                errors[index] += 1          # counted, then a fresh connection
+                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                continue
             mine.append(time.perf_counter() - t0)
             if response.status != 200:
                 errors[index] += 1
+                kinds[str(response.status)] = kinds.get(str(response.status), 0) + 1
         conn.close()
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
@@ -91,6 +101,8 @@ def run_load(port: int, path: str, body_template: str, seconds: float, clients: 
     for t in threads:
         t.join()
     flat = [x for per in latencies for x in per]
+    if kinds:
+        print(f"  (errors on port {port}: {kinds})")
     return len(flat), flat, sum(errors)
 
 
@@ -103,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--uncached", action="store_true",
+                        help="also measure GetExtensionState with an AMI round trip per request (no cache)")
     args = parser.parse_args(argv)
 
     cfg = SoapConfig(listen="127.0.0.1:0", users={USER: hash_password(PASSWORD)}, threads=args.clients)
@@ -116,17 +130,27 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         ours = SoapServer(build_app(backend, cfg), "127.0.0.1:0", threads=args.clients).start()
         echo = SoapServer(echo_app(), "127.0.0.1:0", threads=args.clients).start()
+        # Same client and call model, but every lookup is an AMI round trip (negative TTL).
+        uncached_backend = BridgeBackend({"pbx1": client}, backend.calls, soap_cfg=cfg, attach=False,
+                                         extension_states=ExtensionStateCache(ttl_s=-1.0))
+        uncached = SoapServer(build_app(uncached_backend, cfg), "127.0.0.1:0", threads=args.clients).start()
         try:
             results = {"ours": [], "echo": []}
+            if args.uncached:
+                results["uncached"] = []
             run_load(ours.port, cfg.path, OURS_BODY, 0.5, args.clients, auth)       # warm-up
             run_load(echo.port, "/", ECHO_BODY, 0.5, args.clients, None)
             for _ in range(args.rounds):
                 results["echo"].append(run_load(echo.port, "/", ECHO_BODY, args.seconds, args.clients, None))
                 results["ours"].append(run_load(ours.port, cfg.path, OURS_BODY, args.seconds, args.clients, auth))
+                if args.uncached:
+                    results["uncached"].append(
+                        run_load(uncached.port, cfg.path, OURS_BODY, args.seconds, args.clients, auth))
             ami_lookups = len([m for m in sim.received_actions if m.get("Action") == "ExtensionState"])
         finally:
             ours.stop()
             echo.stop()
+            uncached.stop()
             client.stop()
     return report(results, args, ami_lookups, backend)
 
@@ -140,7 +164,8 @@ def report(results: dict, args: argparse.Namespace, ami_lookups: int, backend: B
         lat = [x for r in runs for x in r[1]]
         errors = sum(r[2] for r in runs)
         rates[name] = done / (args.seconds * len(runs))
-        label = "GetExtensionState (ours)" if name == "ours" else "spyne echo (baseline)"
+        label = {"ours": "GetExtensionState (ours)", "echo": "spyne echo (baseline)",
+                 "uncached": "  same, AMI per request"}[name]
         print(f"  {label:26s} {rates[name]:8.0f} req/s   p50 {statistics.median(lat) * 1000:6.2f} ms   "
               f"p99 {p99(lat) * 1000:6.2f} ms   errors {errors}")
     ratio = rates["ours"] / rates["echo"]

@@ -18,6 +18,10 @@ REQUEST_TIMEOUT_S = 30.0         # a client that stops sending mid-request is dr
 # cheroot's connection loop wakes this often to expire idle keep-alive connections and to notice
 # stop(); its default (0.5 s) made every stop() take half a second.
 POLL_INTERVAL_S = 0.05
+# cheroot closes idle keep-alive connections beyond 10 by default, so a 16-thread server resets
+# clients that reuse their connection; an idle connection costs only a file descriptor.
+KEEP_ALIVE_CONNECTIONS_PER_THREAD = 4
+LISTEN_BACKLOG = 128             # cheroot's default of 5 refuses a burst of 1C clients starting at once
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -36,8 +40,10 @@ class SoapServer:
         if bool(tls_cert) != bool(tls_key):
             raise ConfigError("soap: tls_cert and tls_key must be given together")
         self._server = wsgi.Server(parse_listen(listen), app, numthreads=threads,
-                                   server_name="asterisk-bridge", timeout=REQUEST_TIMEOUT_S)
+                                   server_name="asterisk-bridge", timeout=REQUEST_TIMEOUT_S,
+                                   request_queue_size=LISTEN_BACKLOG)
         self._server.expiration_interval = POLL_INTERVAL_S
+        self._server.keep_alive_conn_limit = max(10, threads * KEEP_ALIVE_CONNECTIONS_PER_THREAD)
         if tls_cert:
             try:
                 self._server.ssl_adapter = BuiltinSSLAdapter(tls_cert, tls_key)
