@@ -33,6 +33,12 @@ CALL_ENDED = "CallEnded"
 CALL_TRANSFERRED = "CallTransferred"
 NORMALIZED_EVENTS = (CALL_RINGING, CALL_ANSWERED, CALL_ENDED, CALL_TRANSFERRED)
 
+# Raw AMI events the call model reads, spelled as Asterisk spells them (both event sets).
+CALL_EVENT_NAMES = ("Newchannel", "Newstate", "NewCallerid", "Newexten", "HangupRequest", "Hangup",
+                    "Dial", "Bridge", "Join", "Leave", "Transfer", "DialBegin", "DialEnd",
+                    "BridgeEnter", "BridgeLeave", "QueueCallerJoin", "QueueCallerLeave",
+                    "BlindTransfer", "NewConnectedLine")
+
 
 @dataclass(frozen=True)
 class LegInfo:

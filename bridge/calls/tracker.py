@@ -10,7 +10,7 @@ from bridge.ami.protocol import Message
 from bridge.calls import asterisk11, asterisk12, common
 from bridge.calls.common import to_int
 from bridge.calls.engine import CallEngine
-from bridge.calls.model import ENDED, CallInfo
+from bridge.calls.model import CALL_EVENT_NAMES, ENDED, CallInfo
 from bridge.config import CallsConfig
 from bridge.events.model import BridgeEvent
 
@@ -25,10 +25,6 @@ _HANDLERS: dict[str, common.Handler] = {**common.HANDLERS, **asterisk11.HANDLERS
 # Events the call model needs (lower case, as looked up); everything else is skipped
 # without taking the lock. CALL_EVENT_NAMES spells them the way Asterisk does.
 CALL_EVENTS = frozenset(_HANDLERS)
-CALL_EVENT_NAMES = ("Newchannel", "Newstate", "NewCallerid", "Newexten", "HangupRequest", "Hangup",
-                    "Dial", "Bridge", "Join", "Leave", "Transfer", "DialBegin", "DialEnd",
-                    "BridgeEnter", "BridgeLeave", "QueueCallerJoin", "QueueCallerLeave",
-                    "BlindTransfer", "NewConnectedLine")
 assert {n.lower() for n in CALL_EVENT_NAMES} == CALL_EVENTS
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from bridge.ami.protocol import Action, Banner, Message
-from bridge.calls import CallTracker
 from bridge.errors import BridgeError
 from bridge.events.model import RAW, BridgeEvent, EventSink
 from bridge.events.router import Router
+
+if TYPE_CHECKING:  # bridge.calls imports bridge.events.model: no cycle at run time
+    from bridge.calls import CallTracker
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class Pipeline:
     through the Router to `sink.accept`. Runs on the AMI reader thread: never blocks on I/O
     (the sink's own queue applies backpressure)."""
 
-    def __init__(self, server_tracker: CallTracker, router: Router, sink: EventSink,
+    def __init__(self, server_tracker: "CallTracker", router: Router, sink: EventSink,
                  metrics: PipelineMetrics | None = None, clients: Sequence = ()) -> None:
         self.tracker = server_tracker
         self.router = router

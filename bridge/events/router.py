@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from bridge.calls.tracker import CALL_EVENT_NAMES
+from bridge.calls.model import CALL_EVENT_NAMES
 from bridge.config import SubscriberConfig
 from bridge.errors import ConfigError
 from bridge.events.filters import FilterableEvent, SubscriberFilter
