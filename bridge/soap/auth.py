@@ -151,3 +151,23 @@ class AccessGuard:
                               [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')])
             environ["REMOTE_USER"] = creds[0]
         return self.app(environ, start_response)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bridge.soap.auth`: prompt for a password, print the hash for [soap.users]."""
+    import argparse
+    import getpass
+
+    parser = argparse.ArgumentParser(prog="python -m bridge.soap.auth",
+                                     description="print a pbkdf2_sha256 hash for a [soap.users] entry")
+    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
+    args = parser.parse_args(argv)
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Again: "):
+        parser.exit(1, "the passwords differ\n")
+    print(hash_password(password, iterations=args.iterations))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
