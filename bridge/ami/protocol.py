@@ -25,11 +25,14 @@ empty line and counted in `dropped`; the connection survives.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence, Union
+from collections import deque
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Iterable, Mapping, Union
 
 from bridge.ami import names
-from bridge.errors import AmiEncodeError
+# Actions (what we send) live in actions.py; re-exported here, the protocol's public face.
+from bridge.ami.actions import AMI_MAX_HEADERS, AMI_MAX_LINE_BYTES, Action, FieldValue  # noqa: F401
 
 # Asterisk's own input limit is 1024 bytes a line (main/manager.c); what it *sends* can be
 # longer (long Command output lines, big ChanVariable sets), so we allow 64 KiB a line and
@@ -37,16 +40,10 @@ from bridge.errors import AmiEncodeError
 DEFAULT_MAX_LINE = 64 * 1024
 DEFAULT_MAX_MESSAGE = 1024 * 1024
 
-# Limits Asterisk enforces on what it reads (main/manager.c: ASTMAN_MAX_HEADERS and the
-# 1024-byte input buffer of get_input()).
-AMI_MAX_LINE_BYTES = 1024
-AMI_MAX_HEADERS = 128
-
 _END = re.compile(rb"\n\r?\n")
 _FOLLOWS = b"Response: Follows"
 _END_COMMAND = b"--END COMMAND--"
 _HEADER_LINE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*: ")
-_TOKEN = re.compile(r"[A-Za-z0-9_\-]+\Z")
 
 
 class _NeedData:
@@ -152,6 +149,75 @@ class Message:
         return out
 
 
+_HEADERS_SLOT = Message.__dict__["headers"]
+_TEXT_SLOT = Message.__dict__["text"]
+_BODY_SLOT = Message.__dict__["body"]
+_INDEX_SLOT = Message.__dict__["_index"]
+
+
+def _crlf_headers(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple([(k, v) if sep else _split_header(k)
+                  for k, sep, v in map(str.partition, text.split("\r\n"), repeat(": "))])
+
+
+class _LazyMessage(Message):
+    """A Message from the parser's fast path: its text is decoded, its headers are split on first use.
+
+    Most events are routed by name and searched as text, and never need their header tuple:
+    `event`/`is_event`/`is_response` answer from the first line. Behaves as an equal Message.
+    """
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        headers = _HEADERS_SLOT.__get__(self)
+        if headers is None:
+            headers = _crlf_headers(_TEXT_SLOT.__get__(self))
+            _HEADERS_SLOT.__set__(self, headers)
+        return headers
+
+    @headers.setter
+    def headers(self, value: tuple[tuple[str, str], ...]) -> None:  # for the dataclass __init__/replace
+        _HEADERS_SLOT.__set__(self, value)
+
+    @property
+    def event(self) -> str | None:
+        text = self.text
+        if text.startswith("Event: "):
+            end = text.find("\r\n")
+            return text[7:end] if end >= 0 else text[7:]
+        return Message.event.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def is_event(self) -> bool:
+        return self.text.startswith("Event: ") or Message.is_event.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def is_response(self) -> bool:
+        return not self.text.startswith("Event: ") and Message.is_response.fget(self)  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.headers, self.text, self.body) == (other.headers, other.text, other.body)
+
+    def __hash__(self) -> int:
+        return hash((self.headers, self.text, self.body))
+
+    def __repr__(self) -> str:
+        return f"Message(headers={self.headers!r}, text={self.text!r}, body={self.body!r})"
+
+
+def _lazy_message(text: str, _new=object.__new__, _cls=_LazyMessage) -> Message:
+    msg = _new(_cls)
+    _HEADERS_SLOT.__set__(msg, None)
+    _TEXT_SLOT.__set__(msg, text)
+    _BODY_SLOT.__set__(msg, ())
+    _INDEX_SLOT.__set__(msg, None)
+    return msg
+
+
 ParserOutput = Union[Banner, Message, _NeedData]
 
 
@@ -167,6 +233,31 @@ def _decode(frame: bytes) -> str:
         return frame.decode("utf-8")
     except UnicodeDecodeError:
         return "\n".join(_decode_line(line) for line in frame.split(b"\n"))
+
+
+def _decode_frames(region: bytes) -> list[str]:
+    """Decode CRLF-CRLF separated frames: the whole run as UTF-8 at once, and only the frames
+    that are not valid UTF-8 (cp1251 names) through the per-line fallback."""
+    texts: list[str] = []
+    start = 0
+    while True:
+        try:
+            texts.extend(region[start:].decode("utf-8").split("\r\n\r\n"))
+            return texts
+        except UnicodeDecodeError as exc:
+            bad = start + exc.start
+        frame_start = region.rfind(b"\r\n\r\n", start, bad)
+        if frame_start >= 0:
+            texts.extend(region[start:frame_start].decode("utf-8").split("\r\n\r\n"))
+            frame_start += 4
+        else:
+            frame_start = start
+        frame_end = region.find(b"\r\n\r\n", bad)
+        if frame_end < 0:
+            texts.append(_decode(region[frame_start:]))
+            return texts
+        texts.append(_decode(region[frame_start:frame_end]))
+        start = frame_end + 4
 
 
 def _split_header(line: str) -> tuple[str, str]:
@@ -191,10 +282,13 @@ class AmiParser:
         self._pos = 0
         self._want_banner = expect_banner
         self._discarding = False
+        self._ready: deque[Message] = deque()
+        self._careful_until = 0  # the fast path already refused the buffer up to here
 
     def feed(self, data: bytes) -> None:
         if self._pos and self._pos * 2 >= len(self._buf):
             del self._buf[: self._pos]
+            self._careful_until = max(0, self._careful_until - self._pos)
             self._pos = 0
         self._buf += data
 
@@ -203,10 +297,18 @@ class AmiParser:
         return len(self._buf) - self._pos
 
     def __iter__(self):
-        while (msg := self.next_message()) is not NEED_DATA:
+        ready = self._ready
+        while True:
+            while ready:
+                yield ready.popleft()
+            msg = self.next_message()
+            if msg is NEED_DATA:
+                return
             yield msg
 
     def next_message(self) -> ParserOutput:
+        if self._ready:
+            return self._ready.popleft()
         buf = self._buf
         while True:
             if self._discarding and not self._skip_discarded():
@@ -224,6 +326,10 @@ class AmiParser:
                     return NEED_DATA
                 if banner is not None:
                     return banner
+                continue
+            if self._frame_bulk():
+                if self._ready:
+                    return self._ready.popleft()
                 continue
             if buf.startswith(_FOLLOWS, pos):
                 end_cmd = buf.find(_END_COMMAND, pos)
@@ -248,6 +354,37 @@ class AmiParser:
             if frame:
                 return self._message(frame)
 
+    def _frame_bulk(self) -> bool:
+        """Fast path: frame and decode every complete message in the buffer at C speed.
+
+        Only for the common case, a pure-CRLF run of messages without `Response: Follows` or
+        stray empty lines: there the terminators are exactly the `\\r\\n\\r\\n` runs, so one
+        bytes.split finds them all. Anything else returns False and goes message by message
+        through the careful path, which handles bare LF, Follows bodies and the size limits.
+        """
+        buf, pos = self._buf, self._pos
+        if pos < self._careful_until:
+            return False
+        last = buf.rfind(b"\r\n\r\n", pos)
+        if last <= pos:
+            return False
+        self._careful_until = last  # unless accepted below: don't rescan this region per message
+        region = bytes(buf[pos:last])
+        # Every LF preceded by CR (so no bare-LF line and no LF-LF terminator), no Follows body,
+        # no stray empty line: then each CRLF-CRLF is exactly one message end.
+        if (region.count(b"\n") != region.count(b"\r\n") or _FOLLOWS in region
+                or region.endswith(b"\r\n") or b"\r\n\r\n\r\n" in region):
+            return False
+        texts = _decode_frames(region)
+        # A character is at most 4 bytes: frames this short cannot break max_line/max_message.
+        limit = min(self.max_line, self.max_message)
+        if len(region) > limit and max(map(len, texts)) * 4 > limit:
+            return False
+        self._pos = last + 4
+        self._careful_until = 0
+        self._ready.extend(map(_lazy_message, texts))
+        return True
+
     def _banner(self) -> Banner | None | _NeedData:
         buf, pos = self._buf, self._pos
         nl = buf.find(b"\n", pos)
@@ -261,7 +398,8 @@ class AmiParser:
         if ": " in line or "/" not in line:
             return None  # no banner (a capture that starts mid-session): parse it as a message
         self._pos = nl + 1
-        version = tuple(int(p) for p in re.findall(r"\d+", line.rpartition("/")[2]))
+        # [0-9]{1,9}: \d would admit non-ASCII digits, and a hostile 5000-digit run breaks int().
+        version = tuple(int(p) for p in re.findall(r"[0-9]{1,9}", line.rpartition("/")[2]))
         self.banner = Banner(line, version)
         return self.banner
 
@@ -270,13 +408,13 @@ class AmiParser:
         self._discarding = True
         # Keep the last bytes: an empty-line terminator may straddle this chunk and the next.
         del self._buf[: max(self._pos, len(self._buf) - 3)]
-        self._pos = 0
+        self._pos = self._careful_until = 0
 
     def _skip_discarded(self) -> bool:
         match = _END.search(self._buf, self._pos)
         if match is None:
             del self._buf[: max(self._pos, len(self._buf) - 3)]
-            self._pos = 0
+            self._pos = self._careful_until = 0
             return False
         self._pos = match.end()
         self._discarding = False
@@ -310,82 +448,3 @@ def _follows_message(frame: bytes) -> Message:
             headers.append(_split_header(line))
     text = "\r\n".join([f"{k}: {v}" for k, v in headers] + body + [names.END_COMMAND])
     return Message(tuple(headers), text, tuple(body))
-
-
-# ---------------------------------------------------------------------------------------------
-# Actions: what we send. Validated when built, so an invalid action cannot exist.
-
-FieldValue = Union[str, int, float, bool, None, Sequence[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """An AMI action. Building one with CR/LF anywhere, or past Asterisk's limits, raises."""
-
-    name: str
-    headers: tuple[tuple[str, str], ...] = ()
-    action_id: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_token("action name", self.name)
-        if self.action_id is not None:
-            _check_value(names.ACTION_ID, self.action_id)
-        for key, value in self.headers:
-            _check_token("header name", key)
-            _check_value(key, value)
-            if key.lower() in ("action", "actionid"):
-                raise AmiEncodeError(f"header {key!r} is set by the Action itself")
-        count = len(self.headers) + 1 + (self.action_id is not None)
-        if count > AMI_MAX_HEADERS:
-            raise AmiEncodeError(f"action {self.name} has {count} headers; Asterisk reads at most {AMI_MAX_HEADERS}")
-
-    @classmethod
-    def build(cls, name: str, action_id: str | None = None, **fields: FieldValue) -> "Action":
-        """`Action.build("Originate", Channel="PJSIP/100", Variable=["A=1", "B=2"])`.
-
-        None values are left out, booleans become `true`/`false`, and a list becomes one line
-        per item (send `Variable` that way: the separator changed from `|` to `,` in 1.6).
-        """
-        return cls(name, tuple(_pairs(fields.items())), action_id)
-
-    def with_action_id(self, action_id: str) -> "Action":
-        return replace(self, action_id=action_id)
-
-    def get(self, key: str) -> str | None:
-        lkey = key.lower()
-        return next((v for k, v in self.headers if k.lower() == lkey), None)
-
-    def encode(self) -> bytes:
-        lines = [f"Action: {self.name}"]
-        if self.action_id is not None:
-            lines.append(f"ActionID: {self.action_id}")
-        lines.extend(f"{k}: {v}" for k, v in self.headers)
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
-
-
-def _pairs(items: Iterable[tuple[str, FieldValue]]) -> Iterable[tuple[str, str]]:
-    for key, value in items:
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            yield key, "true" if value else "false"
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                yield key, str(item)
-        else:
-            yield key, str(value)
-
-
-def _check_token(what: str, value: str) -> None:
-    if not isinstance(value, str) or not _TOKEN.match(value):
-        raise AmiEncodeError(f"{what} {value!r} must be letters, digits, '_' or '-'")
-
-
-def _check_value(key: str, value: str) -> None:
-    if not isinstance(value, str):
-        raise AmiEncodeError(f"header {key}: value must be a string, not {type(value).__name__}")
-    if "\r" in value or "\n" in value or "\x00" in value:
-        raise AmiEncodeError(f"header {key}: CR, LF and NUL are not allowed in AMI values")
-    size = len(key) + 2 + len(value.encode("utf-8")) + 2
-    if size > AMI_MAX_LINE_BYTES:
-        raise AmiEncodeError(f"header {key}: line is {size} bytes; Asterisk reads at most {AMI_MAX_LINE_BYTES}")
