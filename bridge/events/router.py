@@ -144,6 +144,8 @@ class Router:
         """Asterisk matches the filter case-sensitively: use the configured/known spelling."""
         known = {n.lower(): n for n in NEEDED_EVENTS}
         for f in self.filters:
-            known.update({n.lower(): n for n in f.spelled})
+            for n in f.spelled:
+                if n.lower() not in known or known[n.lower()].islower():
+                    known[n.lower()] = n
         return sorted(known.get(n, n) for n in names)
 
