@@ -92,6 +92,7 @@ class AmiConnection(threading.Thread):
         self._on_banner = on_banner
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
+        self._open_lists = 0  # pending list actions whose start arrived; 0: no event needs its ActionID read
         self._outbuf = bytearray()
         self._stop_event = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -139,6 +140,7 @@ class AmiConnection(threading.Thread):
             self.close_reason = reason
             self.closed.set()
             pending, self._pending = self._pending, {}
+            self._open_lists = 0
         self._stop_event.set()
         self._wake()
         for item in pending.values():
@@ -262,6 +264,7 @@ class AmiConnection(threading.Thread):
                 del self._pending[action_id]
             else:
                 item.response = msg
+                self._open_lists += 1
                 return
         if msg.response == names.ERROR:
             item.future.set_exception(AmiActionError(
@@ -272,6 +275,8 @@ class AmiConnection(threading.Thread):
 
     def _collect(self, event: Message) -> bool:
         """True when `event` belongs to a pending list action (and was kept for its result)."""
+        if not self._open_lists:
+            return False  # the common case: don't even split the event's headers
         action_id = event.action_id
         if action_id is None:
             return False
@@ -283,6 +288,7 @@ class AmiConnection(threading.Thread):
                 item.events.append(event)
                 return True
             del self._pending[action_id]
+            self._open_lists -= 1
         item.future.set_result(ActionResult(item.response, tuple(item.events), event))
         return True
 
@@ -290,5 +296,6 @@ class AmiConnection(threading.Thread):
         with self._lock:
             late = [aid for aid, item in self._pending.items() if item.deadline <= now]
             expired = [self._pending.pop(aid) for aid in late]
+            self._open_lists -= sum(item.response is not None for item in expired)
         for item in expired:
             item.future.set_exception(AmiConnectionError(f"{self.server}: {item.name} timed out"))
