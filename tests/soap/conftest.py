@@ -9,9 +9,10 @@ import pytest
 import requests
 
 from bridge.ami.client import AmiClient
-from bridge.ami.protocol import Banner, Message
+from bridge.ami.protocol import Message
 from bridge.ami.simulator import AmiSimulator
-from bridge.config import ClickToCallConfig, SoapConfig
+from bridge.config import ClickToCallConfig, SoapConfig, SubscriberConfig
+from bridge.events import BridgeEvent, Pipeline, Router
 from bridge.soap import ns
 from bridge.soap.app import build_app
 from bridge.soap.auth import hash_password
@@ -26,29 +27,21 @@ PASSWORD_HASH = hash_password(PASSWORD, iterations=1_000, salt="test-salt")
 ORIGINATE_ACTIONS = ("Originate", "Hangup", "Redirect", "ExtensionState")
 
 
-class TrackerFeed:
-    """Feeds the real CallTracker from the real client, as the events Pipeline does in production."""
+class RecordingSink:
+    """An EventSink that keeps what the Pipeline accepted for subscribers (stands in for the outbox)."""
 
-    def __init__(self, tracker) -> None:
-        self.tracker = tracker
-        self.events: list[Message] = []
+    def __init__(self) -> None:
+        self.accepted: list[tuple[BridgeEvent, tuple[str, ...]]] = []
         self._cond = threading.Condition()
 
-    def on_event(self, server: str, message: Message) -> None:
-        self.tracker.feed(server, message)
+    def accept(self, event: BridgeEvent, subscribers) -> None:
         with self._cond:
-            self.events.append(message)
+            self.accepted.append((event, tuple(subscribers)))
             self._cond.notify_all()
-
-    def on_connected(self, server: str, banner: Banner) -> None:
-        pass
-
-    def on_disconnected(self, server: str, reason: str) -> None:
-        pass
 
     def wait_for(self, predicate, timeout_s: float = WAIT_S) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.events), timeout_s)
+            return self._cond.wait_for(lambda: predicate(self.accepted), timeout_s)
 
 
 def wait_until(predicate, timeout_s: float = WAIT_S, step_s: float = 0.005) -> bool:
@@ -93,16 +86,18 @@ def tracker():
 
 @pytest.fixture
 def stack(sim, soap_cfg, tracker):
-    """(backend, client, feed): listeners attached before the client connects."""
+    """(backend, client, sink): the production wiring — the events Pipeline feeds the CallTracker and
+    routes normalized events to a subscriber; listeners are attached before the client connects."""
     client = AmiClient("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0,
                        reconnect_base_s=0.05, reconnect_cap_s=0.2)
     backend = BridgeBackend({"pbx1": client}, tracker, soap_cfg=soap_cfg, pending_count=lambda: 7)
-    feed = TrackerFeed(tracker)
-    client.add_listener(feed)
+    sink = RecordingSink()
+    router = Router([SubscriberConfig(name="erp", url="http://erp.example/ws", mode="normalized")])
+    Pipeline(tracker, router, sink, clients=[client])
     client.start()
     try:
         assert client.wait_connected(WAIT_S)
-        yield backend, client, feed
+        yield backend, client, sink
     finally:
         client.stop()
 

@@ -66,6 +66,16 @@ def test_originate_reaches_success_when_originate_response_arrives(zeep_client, 
     assert (action.get("Timeout"), action.get("Account")) == ("20000", "crm")
 
 
+@pytest.mark.parametrize("profile", ["asterisk11"])
+def test_originate_sends_no_channel_id_when_asterisk_is_older_than_13(zeep_client, sim, profile):
+    originate_id = zeep_client.service.Originate(channel="SIP/202", context="from-internal", exten="902")
+    assert wait_until(lambda: status_of(zeep_client, originate_id).status != "pending")
+    status = status_of(zeep_client, originate_id)
+    assert status.status == "success" and status.uniqueid and status.uniqueid != originate_id
+    [action] = sent(sim, "Originate")
+    assert action.get("ChannelId") is None and action.get("Priority") == "1"
+
+
 def test_originate_reports_failure_when_the_callee_is_busy(zeep_client):
     originate_id = zeep_client.service.Originate(channel="PJSIP/202", context="from-internal", exten="999",
                                                  priority=1)
@@ -93,6 +103,19 @@ def test_click_to_call_shows_an_active_call_when_the_phone_rings(zeep_client, si
     assert state.state in ("ringing", "in_use") and state.callId == originate_id
     assert zeep_client.service.Hangup(callId=originate_id) >= 1
     assert wait_until(lambda: not active_calls(zeep_client, "202"))
+
+
+def test_click_to_call_events_reach_the_subscriber_when_the_call_is_answered(zeep_client, stack):
+    sink = stack[2]
+    originate_id = zeep_client.service.ClickToCall(extension="202", number="902")
+
+    def names(accepted):
+        return [e.name for e, subs in accepted if e.kind == "normalized" and e.get("CallId") == originate_id
+                and subs == ("erp",)]
+
+    assert sink.wait_for(lambda accepted: "CallEnded" in names(accepted))
+    seen = names(sink.accepted)
+    assert seen[0] == "CallRinging" and "CallAnswered" in seen
 
 
 def test_get_extension_state_is_idle_when_nothing_rings(zeep_client, sim):
