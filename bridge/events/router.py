@@ -121,16 +121,18 @@ class Router:
           those plus NEEDED_EVENTS;
         - otherwise: deny-list of names every subscriber excludes, minus NEEDED_EVENTS.
 
-        `[[:space:]]` ends the name so `Event: Dial` cannot also catch `DialBegin`. Disabled
+        `[^A-Za-z]` ends the name (the CR after it) so `Event: Dial` cannot also catch
+        `DialBegin`; unlike `[[:space:]]` or `\\s` it means the same to glibc, musl and
+        Python (the simulator). Disabled
         subscribers count as listening: switching one back on needs no AMI restart.
         """
         raw_sets = [self._raw_names(f) for f in self.filters]
         if all(s is not None for s in raw_sets):
             names = set().union(*raw_sets) | {n.lower() for n in NEEDED_EVENTS}
-            return [f"Event: {n}[[:space:]]" for n in self._spell(names)]
+            return [f"Event: {n}[^A-Za-z]" for n in self._spell(names)]
         denied = set.intersection(*(set(f.exclude) for f in self.filters)) if self.filters else set()
         denied -= {n.lower() for n in NEEDED_EVENTS}
-        return [f"!Event: {n}[[:space:]]" for n in self._spell(denied)]
+        return [f"!Event: {n}[^A-Za-z]" for n in self._spell(denied)]
 
     @staticmethod
     def _raw_names(f: SubscriberFilter) -> set[str] | None:

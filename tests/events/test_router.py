@@ -116,8 +116,8 @@ def test_ami_filters_allow_only_needed_and_listed_events_when_every_subscriber_n
     router = Router([_sub("erp", mode="normalized", headers={"Extension": "902"}),
                      _sub("raw", mode="raw", events=("PeerStatus", "Hangup"), enabled=False)])
     lines = router.ami_filters()
-    assert "Event: PeerStatus[[:space:]]" in lines
-    assert {f"Event: {n}[[:space:]]" for n in NEEDED_EVENTS} <= set(lines)
+    assert "Event: PeerStatus[^A-Za-z]" in lines
+    assert {f"Event: {n}[^A-Za-z]" for n in NEEDED_EVENTS} <= set(lines)
     assert {"Newchannel", "DialBegin", "Dial", "OriginateResponse"} <= set(NEEDED_EVENTS)
     assert not any(line.startswith("!") for line in lines)
 
@@ -126,7 +126,7 @@ def test_ami_filters_deny_only_what_every_subscriber_excludes_and_nobody_needs()
     router = Router([_sub("a", mode="raw", filter=ROM, exclude_events=("VarSet", "Newexten", "RTCPSent")),
                      _sub("b", mode="both", exclude_events=("varset", "Newexten", "Cdr"))])
     # Newexten is excluded by both, but the call model reads it (redirects), so it still comes.
-    assert router.ami_filters() == ["!Event: VarSet[[:space:]]"]
+    assert router.ami_filters() == ["!Event: VarSet[^A-Za-z]"]
     assert Router([_sub("a", mode="raw", filter=ROM)]).ami_filters() == []
 
 
