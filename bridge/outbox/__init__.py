@@ -7,7 +7,6 @@ from bridge.outbox.ingest import OutboxWriter
 from bridge.outbox.models import DEAD, DELIVERED, PENDING, OutboxRow
 from bridge.outbox.queries import ClaimedRow
 from bridge.outbox.retry import RetryPolicy
-from bridge.outbox.sink import PushEventSink
 
 __all__ = ["ClaimedRow", "DEAD", "DELIVERED", "Dispatcher", "OutboxRow", "OutboxWriter", "PENDING",
-           "PushEventSink", "RetryPolicy", "build_envelope", "check_schema", "make_engine", "upgrade"]
+           "RetryPolicy", "build_envelope", "check_schema", "make_engine", "upgrade"]

@@ -60,7 +60,7 @@ class OutboxRow(Base):
         Index("ix_outbox_claim", "subscriber", "status", "id"),
         # FIFO probe: "is there an earlier pending row of this call for this subscriber?"
         Index("ix_outbox_order", "subscriber", "order_key", "status", "id"),
-        # Admin queries: by time (purge, oldest pending) and by status + time.
-        Index("ix_outbox_created_at", "created_at"),
+        # Admin queries by status and time (purge, oldest pending, "dead since"); by subscriber
+        # they use ix_outbox_claim's prefix. Every index costs ingest speed, so no more than these.
         Index("ix_outbox_status_created_at", "status", "created_at"),
     )

@@ -136,6 +136,9 @@ class PushEventSink:
         self.hang_s = hang_s
         self.retry_after_s = retry_after_s
         self.delay_s = delay_s            # answer every request this much later (a slow ERP)
+        self.on_receipt = None            # optional callable(Receipt), called on the handler thread
+        self.keep_receipts = True         # False: count only (long benchmarks)
+        self.count = 0
         self.receipts: list[Receipt] = []
         self._lock = threading.RLock()
         self._arrived = threading.Condition(self._lock)
@@ -186,8 +189,12 @@ class PushEventSink:
 
     def _record(self, receipt: Receipt) -> None:
         with self._arrived:
-            self.receipts.append(receipt)
+            self.count += 1
+            if self.keep_receipts:
+                self.receipts.append(receipt)
             self._arrived.notify_all()
+        if self.on_receipt is not None:
+            self.on_receipt(receipt)
 
     def delivered(self) -> list[Receipt]:
         """Receipts that were answered with success."""
@@ -217,3 +224,33 @@ class PushEventSink:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def main(argv=None) -> int:
+    """`python -m bridge.outbox.sink --port 8099`: a standalone receiver for the demo and benchmarks."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bridge.outbox.sink", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--path", default="/erp")
+    parser.add_argument("--mode", choices=MODES, default=OK)
+    parser.add_argument("--quiet", action="store_true", help="do not print one line per event")
+    args = parser.parse_args(argv)
+    sink = PushEventSink(args.host, args.port, args.path)
+    sink.set_mode(args.mode)
+    if not args.quiet:
+        sink.on_receipt = lambda r: print(f"{r.answered} {r.id}", flush=True)
+    sink.start()
+    print(sink.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -41,7 +41,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_claim", "outbox", ["subscriber", "status", "id"])
     op.create_index("ix_outbox_order", "outbox", ["subscriber", "order_key", "status", "id"])
-    op.create_index("ix_outbox_created_at", "outbox", ["created_at"])
     op.create_index("ix_outbox_status_created_at", "outbox", ["status", "created_at"])
 
 
