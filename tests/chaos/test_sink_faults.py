@@ -1,0 +1,45 @@
+"""Chaos: the ERP sink is slow, answers 500, answers a SOAP Fault, hangs, or resets the connection."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge.outbox import sink as sink_modes
+from tests.chaos.audit import audit
+from tests.chaos.rig import Rig, scale
+
+# (sink mode, how it is injected); the AMI link stays up, so every offered matching event must be accepted.
+FAULTS = [
+    ("slow", None),
+    ("500", sink_modes.ERROR_500),
+    ("soap fault", sink_modes.FAULT),
+    ("hang", sink_modes.HANG),
+    ("reset", sink_modes.RESET),
+]
+
+
+@pytest.mark.parametrize("name,mode", FAULTS, ids=[f[0].replace(" ", "-") for f in FAULTS])
+def test_every_accepted_event_delivered_in_order_when_sink_misbehaves(tmp_path, name, mode):
+    episodes = scale(2, 6)
+    fault_s, healthy_s = scale(1.0, 4.0), scale(0.5, 2.0)
+    # A short read timeout makes a hanging ERP cost ~0.5 s per attempt instead of 30 s.
+    sub_kw = {"read_timeout_s": 0.5}
+    with Rig(tmp_path, f"sqlite:///{tmp_path / 'outbox.db'}", rate_per_s=scale(500, 1500), sub_kw=sub_kw) as rig:
+        rig.sink.hang_s = 2.0
+        for _ in range(episodes):
+            time.sleep(healthy_s)
+            if mode is None:
+                rig.sink.delay_s = 0.05                # 50 ms per answer: slower than the offered load
+            else:
+                rig.sink.set_mode(mode)
+            time.sleep(fault_s)
+            rig.sink.delay_s = 0.0
+            rig.sink.set_mode(sink_modes.OK)
+        failed = sum(1 for r in rig.sink.receipts if r.answered != sink_modes.OK)
+        assert rig.drain()
+        faults = f"{episodes}x {fault_s:g}s {name}" + (f", {failed} failed POSTs" if mode else "")
+        result = audit(f"sink {name}", faults, rig.db_url, rig.sink, rig.stream, expect_all_offered=True)
+    assert result.lost == 0 and not result.problems, result.problems
+    assert mode is None or failed > 0, "the fault was never hit"
