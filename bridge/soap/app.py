@@ -8,12 +8,14 @@ from typing import Callable
 
 from spyne import Application
 from spyne.protocol.soap import Soap11, Soap12
+from spyne.error import ValidationError
+from spyne.model.fault import Fault
 from spyne.server.wsgi import WsgiApplication
 
 from bridge.config import SoapConfig
 from bridge.soap import envelope as env
 from bridge.soap.auth import AccessGuard, BasicAuthenticator, NetworkAllowList
-from bridge.soap.faults import fault_envelope
+from bridge.soap.faults import INVALID_ARGUMENT, fault_envelope
 from bridge.soap import ns
 from bridge.soap.service import SERVICE_NAME, BridgeService
 from bridge.soap.wsdl import build_wsdl
@@ -23,6 +25,18 @@ log = logging.getLogger(__name__)
 # (expected ones without a traceback), so spyne's copies are noise in the service log.
 logging.getLogger("spyne.application.client").setLevel(logging.CRITICAL)
 logging.getLogger("spyne.application").setLevel(logging.CRITICAL)
+logging.getLogger("spyne.server._base").setLevel(logging.CRITICAL)   # request decoding faults
+
+
+class _DropClientFaults(logging.Filter):
+    """spyne.server.wsgi logs every request fault at ERROR; a caller's mistake is not our error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (isinstance(msg, Fault) and str(msg.faultcode).startswith("Client"))
+
+
+logging.getLogger("spyne.server.wsgi").addFilter(_DropClientFaults())
 
 ENVELOPE_KEY = "bridge.soap.envelope"
 WSDL_CACHE_MAX = 16              # distinct Host headers we remember a rendered WSDL for
@@ -38,6 +52,15 @@ class _Preparsed:
         if envelope is None:
             return super().create_in_document(ctx, charset)  # type: ignore[misc]
         ctx.in_document = (envelope.root, {})
+
+    def deserialize(self, ctx, message):
+        # spyne reports a wrong type as Client.ValidationError; 1C code branches on one code.
+        try:
+            return super().deserialize(ctx, message)  # type: ignore[misc]
+        except ValidationError as exc:
+            log.info("SOAP request refused: %s", exc.faultstring)
+            raise Fault(faultcode=INVALID_ARGUMENT,
+                        faultstring=f"a value has the wrong type: {exc.faultstring}") from exc
 
 
 class PreparsedSoap11(_Preparsed, Soap11):
