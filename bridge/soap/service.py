@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 from spyne import Boolean, Integer, ServiceBase, Unicode, rpc
 
-from bridge.soap import validation as v
 from bridge.errors import SoapRequestError
+from bridge.soap import validation as v
 from bridge.soap.faults import translated
 from bridge.soap.types import (AmiServerList, AmiServerState, Call, CallList, ExtensionState,
                                OriginateStatus, PingResult, VariableList)
@@ -72,7 +72,7 @@ class BridgeService(ServiceBase):
     @rpc(Unicode, _returns=CallList, _out_variable_name=RETURN)
     def GetActiveCalls(ctx, extension):
         with translated():
-            ext = v.text("extension", extension, v.MAX_EXTEN, v._EXTEN, required=False)
+            ext = v.exten(extension, "extension", required=False)
             calls = _backend(ctx).active_calls(ext)
             return CallList(call=[_call(c) for c in calls])
 

@@ -98,8 +98,8 @@ def context(value: object, field: str = "context", required: bool = True) -> str
     return text(field, value, MAX_CONTEXT, _CONTEXT, required)
 
 
-def exten(value: object, field: str = "exten") -> str:
-    return text(field, value, MAX_EXTEN, _EXTEN)  # type: ignore[return-value]
+def exten(value: object, field: str = "exten", required: bool = True) -> str:
+    return text(field, value, MAX_EXTEN, _EXTEN, required)  # type: ignore[return-value]
 
 
 def call_id(value: object, field: str = "callId", required: bool = True) -> str | None:
