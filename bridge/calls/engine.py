@@ -80,19 +80,31 @@ class CallEngine:
             call = self.calls[(server, half_of)]   # the other half of a Local pair: same leg
             leg = call.legs[key]
         else:
-            call = self.calls.get((server, linkedid)) if linkedid and linkedid != uniqueid else None
+            call_id = linkedid or uniqueid
+            call = self.calls.get((server, call_id))
             if call is None:
-                call = Call(server, linkedid or uniqueid, now, originated=state == DOWN_STATE)
-                self.calls[(server, call.call_id)] = call
-            role = CALLER if not call.legs else OTHER
-            leg = Leg(key, role, device_of(name), now)
-            call.legs[key] = leg
+                call = Call(server, call_id, now, originated=state == DOWN_STATE)
+                self.calls[(server, call_id)] = call
+            leg = Leg(key, CALLER if not call.legs else OTHER, device_of(name), now)
+            if call.legs and uniqueid == call_id:
+                self._make_origin(call, leg)   # its Newchannel came late (or was lost)
+            else:
+                call.legs[key] = leg
             self.legs[(server, key)] = call.call_id
         ch.call_id = call.call_id
         leg.channels.append(ch)
         call.live.add(uniqueid)
         self.channels[(server, uniqueid)] = ch
         return ch
+
+    @staticmethod
+    def _make_origin(call: Call, leg: Leg) -> None:
+        """The channel whose Uniqueid is the Linkedid started the call: it leads the legs."""
+        previous = call.origin
+        if previous.role == CALLER:
+            previous.role = OTHER
+        leg.role = CALLER
+        call.legs = {leg.key: leg, **call.legs}
 
     def _move_leg(self, leg: Leg, src: Call, dst: Call) -> None:
         """On 11 a dialed channel starts a call of its own until Dial/Bridge tells whose it is."""
