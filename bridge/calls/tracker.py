@@ -88,6 +88,15 @@ class CallTracker:
             msg.get("Exten") or msg.get("Extension") or "", msg.get("CallerIDNum"),
             msg.get("CallerIDName"), msg.get("Linkedid"), msg.get("ConnectedLineNum"))
 
+    def call_id_of(self, server: str, uniqueid: str | None) -> str | None:
+        """The call a channel belongs to: lets raw events of one call share an order key on
+        Asterisk 11, where the events themselves carry no Linkedid."""
+        if not uniqueid:
+            return None
+        with self._lock:
+            ch = self._engine.channels.get((server, uniqueid))
+            return ch.call_id if ch is not None else None
+
     def active_calls(self, extension: str | None = None) -> list[CallInfo]:
         with self._lock:
             infos = [c.info() for c in self._engine.calls.values()

@@ -44,10 +44,12 @@ class _RawView:
         return self._message.get(name, default)
 
 
-def raw_event(server: str, message: Message, received_monotonic: float = 0.0) -> BridgeEvent:
-    """The raw BridgeEvent of an AMI event; its order key keeps one call's events together."""
-    order_key = (message.get("Linkedid") or message.get("Uniqueid") or message.get("Channel")
-                 or message.event or "")
+def raw_event(server: str, message: Message, received_monotonic: float = 0.0,
+              call_id: str | None = None) -> BridgeEvent:
+    """The raw BridgeEvent of an AMI event; its order key keeps one call's events together:
+    the call id when the tracker knows it, else Linkedid, Uniqueid or Channel."""
+    order_key = (call_id or message.get("Linkedid") or message.get("Uniqueid")
+                 or message.get("Channel") or message.event or "")
     return BridgeEvent(server=server, name=message.event or "", kind=RAW, headers=message.headers,
                        text=message.text, order_key=order_key, received_monotonic=received_monotonic)
 
@@ -79,12 +81,14 @@ class Pipeline:
         metrics = self.metrics
         if metrics is not None:
             metrics.event_received(server)
+        normalized = self.tracker.feed(server, message)
         names = self.router.route(_RawView(message))
         if names:
-            self._accept(raw_event(server, message, arrived), names)
+            uid = message.get("Uniqueid") or message.get("Uniqueid1")
+            self._accept(raw_event(server, message, arrived, self.tracker.call_id_of(server, uid)), names)
         elif metrics is not None:
             metrics.event_filtered(server)
-        for event in self.tracker.feed(server, message):
+        for event in normalized:   # after the raw event that caused them
             self._deliver(event, arrived)
 
     def on_connected(self, server: str, banner: Banner) -> None:

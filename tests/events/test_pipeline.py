@@ -159,3 +159,14 @@ def test_lost_during_disconnect_when_hangup_happens_while_link_is_down(profile, 
         "CallEnded", "lost-during-disconnect", "902")
     assert pipeline.tracker.active_calls() == []
     assert any(a.event is None for a in sim.actions_named("CoreShowChannels"))
+
+
+def test_raw_events_of_one_call_share_the_call_id_as_order_key_when_profile_is_asterisk11(bridge_for):
+    subs = [SubscriberConfig("raw", "http://raw/ws", mode="both", exclude_events=("Newexten",))]
+    sim, client, pipeline, sink, _ = bridge_for("asterisk11", subs)
+    call_id = sim.run_scenario("answered", wait=True)
+    assert sink.wait_for(_final(call_id))
+    raw = [e for e, _ in sink.accepted if e.kind == "raw" and e.name in ("Dial", "Bridge", "Hangup", "Newstate")]
+    assert len(raw) >= 6 and {e.order_key for e in raw} == {call_id}
+    kinds = [e.kind for e, _ in sink.accepted]
+    assert kinds.index("normalized") > 0 and kinds[-1] == "normalized"   # effects after causes
