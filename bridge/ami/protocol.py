@@ -161,10 +161,11 @@ def _crlf_headers(text: str) -> tuple[tuple[str, str], ...]:
 
 
 class _LazyMessage(Message):
-    """A Message from the parser's fast path: its text is decoded, its headers are split on first use.
+    """A Message from the parser's fast path: its text is decoded, its headers split on first use.
 
     Most events are routed by name and searched as text, and never need their header tuple:
-    `event`/`is_event`/`is_response` answer from the first line. Behaves as an equal Message.
+    `event`/`is_event`/`is_response` answer from the first line. Compares and hashes equal
+    to a Message with the same content.
     """
 
     __slots__ = ()
@@ -209,13 +210,18 @@ class _LazyMessage(Message):
         return f"Message(headers={self.headers!r}, text={self.text!r}, body={self.body!r})"
 
 
-def _lazy_message(text: str, _new=object.__new__, _cls=_LazyMessage) -> Message:
-    msg = _new(_cls)
-    _HEADERS_SLOT.__set__(msg, None)
-    _TEXT_SLOT.__set__(msg, text)
-    _BODY_SLOT.__set__(msg, ())
-    _INDEX_SLOT.__set__(msg, None)
-    return msg
+_consume = deque(maxlen=0).extend
+
+
+def _lazy_messages(texts: list[str]) -> list[Message]:
+    """One _LazyMessage per text, built by C-level maps (no Python frame per message)."""
+    count = len(texts)
+    msgs = list(map(object.__new__, repeat(_LazyMessage, count)))
+    _consume(map(_TEXT_SLOT.__set__, msgs, texts))
+    _consume(map(_HEADERS_SLOT.__set__, msgs, repeat(None, count)))  # None: not split yet
+    _consume(map(_BODY_SLOT.__set__, msgs, repeat((), count)))
+    _consume(map(_INDEX_SLOT.__set__, msgs, repeat(None, count)))
+    return msgs
 
 
 ParserOutput = Union[Banner, Message, _NeedData]
@@ -239,16 +245,17 @@ def _decode_frames(region: bytes) -> list[str]:
     """Decode CRLF-CRLF separated frames: the whole run as UTF-8 at once, and only the frames
     that are not valid UTF-8 (cp1251 names) through the per-line fallback."""
     texts: list[str] = []
+    view = memoryview(region)
     start = 0
     while True:
         try:
-            texts.extend(region[start:].decode("utf-8").split("\r\n\r\n"))
+            texts.extend(str(view[start:], "utf-8").split("\r\n\r\n"))
             return texts
         except UnicodeDecodeError as exc:
             bad = start + exc.start
         frame_start = region.rfind(b"\r\n\r\n", start, bad)
         if frame_start >= 0:
-            texts.extend(region[start:frame_start].decode("utf-8").split("\r\n\r\n"))
+            texts.extend(str(view[start:frame_start], "utf-8").split("\r\n\r\n"))
             frame_start += 4
         else:
             frame_start = start
@@ -297,6 +304,7 @@ class AmiParser:
         return len(self._buf) - self._pos
 
     def __iter__(self):
+        # popleft per message, so a consumer that stops early loses nothing still queued.
         ready = self._ready
         while True:
             while ready:
@@ -382,7 +390,7 @@ class AmiParser:
             return False
         self._pos = last + 4
         self._careful_until = 0
-        self._ready.extend(map(_lazy_message, texts))
+        self._ready.extend(_lazy_messages(texts))
         return True
 
     def _banner(self) -> Banner | None | _NeedData:
