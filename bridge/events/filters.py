@@ -17,6 +17,7 @@ MODES = (RAW, NORMALIZED, "both")
 class FilterableEvent(Protocol):
     """What a filter reads: BridgeEvent, or the pipeline's cheap raw view of a Message."""
 
+    server: str
     kind: str
     name: str
     text: str

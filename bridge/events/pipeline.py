@@ -32,9 +32,10 @@ class _RawView:
     """A Message seen as a filterable event, without building a BridgeEvent (uuid, clock) for
     the many events that no subscriber wants."""
 
-    __slots__ = ("kind", "name", "text", "_message")
+    __slots__ = ("server", "kind", "name", "text", "_message")
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, server: str = "") -> None:
+        self.server = server
         self.kind = RAW
         self.name = message.event or ""
         self.text = message.text
@@ -82,7 +83,7 @@ class Pipeline:
         if metrics is not None:
             metrics.event_received(server)
         normalized = self.tracker.feed(server, message)
-        names = self.router.route(_RawView(message))
+        names = self.router.route(_RawView(message, server))
         if names:
             uid = message.get("Uniqueid") or message.get("Uniqueid1")
             self._accept(raw_event(server, message, arrived, self.tracker.call_id_of(server, uid)), names)
