@@ -21,8 +21,9 @@ test: $(STAMP)
 chaos: $(STAMP)
 	BRIDGE_CHAOS_FULL=1 $(BIN)/python -m pytest -q tests/chaos -s
 
+# `make bench BENCH_ARGS=--quick` for the ~5 min version; REPORT.md + latency_vs_load.png either way.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
