@@ -150,6 +150,7 @@ class AmiClient:
             self._supervisor.join(timeout_s)
             self._supervisor = None
         self._notifier.stop(timeout_s)
+        self._notifier = _Notifier(self.name)  # threads are single-use: ready for another start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)

@@ -251,3 +251,14 @@ def test_future_times_out_with_connection_error_when_no_answer(sim, make_client)
     sim.resume()
     assert client.connected  # one late answer is the action's failure, not the link's
     barrier(client)
+
+
+def test_client_restarts_and_notifies_when_started_again_after_stop(sim, make_client):
+    client, rec = make_client()
+    assert rec.wait_for(lambda r: len(r.connected) == 1)
+    client.stop()
+    assert rec.wait_for(lambda r: r.disconnected == ["client stopped"])
+    assert sim.actions_named("Logoff")  # a polite goodbye, not a dropped socket
+    client.start()
+    assert rec.wait_for(lambda r: len(r.connected) == 2)
+    barrier(client)
