@@ -46,16 +46,32 @@ def event(i: int, calls: int = 500) -> BridgeEvent:
 
 
 def fresh_db(url: str | None, tmp: str, name: str) -> str:
+    """A new empty database: a SQLite file in `tmp`, or a new PostgreSQL database next to `url`."""
     if url is None:
         url = f"sqlite:///{tmp}/{name}.db"
-    else:  # PostgreSQL: start from an empty table
-        engine = db.make_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS outbox")
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        engine.dispose()
+    else:
+        import psycopg
+
+        dbname = f"bridge_bench_{os.getpid()}_{name}"
+        admin_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        CREATED_PG.append((admin_url, dbname))
+        url = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + dbname
     db.upgrade(url)
     return url
+
+
+CREATED_PG: list[tuple[str, str]] = []
+
+
+def drop_pg_databases() -> None:
+    import psycopg
+
+    for admin_url, dbname in CREATED_PG:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
 def bench_ingest(url: str, n: int) -> tuple[float, float]:
@@ -171,7 +187,8 @@ def bench_latency(url: str, rate: float, seconds: float) -> tuple[list[float], l
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pg", metavar="URL", help="also measure PostgreSQL (postgresql+psycopg://…)")
+    parser.add_argument("--pg", metavar="URL", help="also measure PostgreSQL: a server URL whose user may "
+                        "CREATE DATABASE (scratch databases bridge_bench_* are created and dropped)")
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--deliveries", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
@@ -185,20 +202,27 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     backends = [("sqlite", None)] + ([("postgresql", args.pg)] if args.pg else [])
     with tempfile.TemporaryDirectory() as tmp:
-        for name, url in backends:
-            print(f"== {name} ==")
-            ours, naive = bench_ingest(fresh_db(url, tmp, "ingest"), args.events)
-            print(f"ingest   {ours:10,.0f} events/s committed (group commit)   baseline one-commit-per-event "
-                  f"{naive:8,.0f}/s   ratio {ours / naive:6.1f}x   target ≥ 20,000/s")
-            ours, bare = bench_delivery(fresh_db(url, tmp, "deliver"), args.deliveries, args.workers)
-            print(f"deliver  {ours:10,.0f} deliveries/s (claim+POST+settle)     baseline bare requests.post loop "
-                  f"{bare:8,.0f}/s   ratio {ours / bare:6.2f}x   target ≥ 1,000/s")
-            lat, direct = bench_latency(fresh_db(url, tmp, "latency"), 200.0, args.latency_seconds)
-            print(f"latency  p50 {statistics.median(lat):6.1f} ms  p99 {pct(lat, 0.99):6.1f} ms  max {max(lat):6.1f} ms "
-                  f"at 200 events/s (n={len(lat)})   baseline direct POST p50 {statistics.median(direct):5.1f} ms "
-                  f"p99 {pct(direct, 0.99):5.1f} ms   p99 ratio {pct(lat, 0.99) / pct(direct, 0.99):5.1f}x   "
-                  f"target p99 ≤ 100 ms")
+        try:
+            run_all(backends, tmp, args)
+        finally:
+            drop_pg_databases()
     return 0
+
+
+def run_all(backends, tmp: str, args) -> None:
+    for name, url in backends:
+        print(f"== {name} ==")
+        ours, naive = bench_ingest(fresh_db(url, tmp, "ingest"), args.events)
+        print(f"ingest   {ours:10,.0f} events/s committed (group commit)   baseline one-commit-per-event "
+              f"{naive:8,.0f}/s   ratio {ours / naive:6.1f}x   target ≥ 20,000/s")
+        ours, bare = bench_delivery(fresh_db(url, tmp, "deliver"), args.deliveries, args.workers)
+        print(f"deliver  {ours:10,.0f} deliveries/s (claim+POST+settle)     baseline bare requests.post loop "
+              f"{bare:8,.0f}/s   ratio {ours / bare:6.2f}x   target ≥ 1,000/s")
+        lat, direct = bench_latency(fresh_db(url, tmp, "latency"), 200.0, args.latency_seconds)
+        print(f"latency  p50 {statistics.median(lat):6.1f} ms  p99 {pct(lat, 0.99):6.1f} ms  max {max(lat):6.1f} ms "
+              f"at 200 events/s (n={len(lat)})   baseline direct POST p50 {statistics.median(direct):5.1f} ms "
+              f"p99 {pct(direct, 0.99):5.1f} ms   p99 ratio {pct(lat, 0.99) / pct(direct, 0.99):5.1f}x   "
+              f"target p99 ≤ 100 ms")
 
 
 if __name__ == "__main__":

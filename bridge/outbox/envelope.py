@@ -72,7 +72,14 @@ def build_envelope(event: BridgeEvent) -> str:
         parts.extend(f"<m:{name}>{xml_text(value)}</m:{name}>" for name, value in fields)
         parts.append("</m:call>")
     parts.append("<m:headers>")
-    parts.extend(f'<m:header name="{xml_text(k)}">{xml_text(v)}</m:header>' for k, v in event.headers)
+    try:  # one scan for the common case instead of two per header
+        plain = _PLAIN.fullmatch("".join(k + v for k, v in event.headers))
+    except TypeError:  # a non-str header value: take the careful path
+        plain = None
+    if plain:
+        parts.extend(f'<m:header name="{k}">{v}</m:header>' for k, v in event.headers)
+    else:
+        parts.extend(f'<m:header name="{xml_text(k)}">{xml_text(v)}</m:header>' for k, v in event.headers)
     parts.append("</m:headers>")
     parts.append(_TAIL)
     return "".join(parts)

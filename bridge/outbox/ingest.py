@@ -24,6 +24,7 @@ DB_RETRY_BASE_S = 0.1          # a failed batch commit is retried after 0.1, 0.2
 DB_RETRY_CAP_S = 5.0
 IDLE_WAIT_S = 0.2              # how long the writer blocks on an empty queue before checking stop
 BACKPRESSURE_LOG_INTERVAL_S = 10.0
+BUILT_BATCHES_MAX = 2          # built batches waiting for the committer (pipelining depth)
 
 
 @dataclass
@@ -47,12 +48,16 @@ def outbox_rows(event: BridgeEvent, subscribers: Sequence[str], payload: str, no
 
 
 class OutboxWriter(threading.Thread):
-    """EventSink for the Pipeline. accept() only queues; one thread commits in batches.
+    """EventSink for the Pipeline. accept() only queues; two threads turn events into committed rows.
 
-    A batch is flushed when it holds `batch_max_events` events or `batch_max_delay_s` after its
-    first event arrived, whichever comes first (defaults 500 events / 5 ms: added latency is the
-    5 ms window plus one commit). A full queue blocks accept() (backpressure, counted); nothing is
-    dropped. If the database is down, the same batch is retried with backoff until it commits.
+    This thread collects a batch and builds its rows (the PushEvent envelope is built here, once,
+    so the stored payload is exactly what is sent); a committer thread inserts it in one
+    transaction. The two overlap: sqlite3 and psycopg release the GIL while the database works, so
+    envelopes of batch k+1 are built during the fsync of batch k. A batch is flushed when it holds
+    `batch_max_events` events or `batch_max_delay_s` after its first event arrived (defaults 500 /
+    5 ms: added latency is the window plus one commit). A full queue blocks accept() (backpressure,
+    counted); nothing is dropped. If the database is down, the same batch is retried with backoff
+    until it commits.
     """
 
     def __init__(self, engine: Engine, batch_max_events: int = 500, batch_max_delay_s: float = 0.005,
@@ -69,7 +74,12 @@ class OutboxWriter(threading.Thread):
         self.stats = WriterStats()
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_max_events))
+        # Built batches waiting for the committer; small, so a stuck database backs up into _queue
+        # (where accept() applies backpressure) rather than into memory here.
+        self._built: queue.Queue = queue.Queue(maxsize=BUILT_BATCHES_MAX)
+        self._committer = threading.Thread(target=self._commit_loop, name="outbox-committer", daemon=True)
         self._stopping = threading.Event()
+        self._flush_on_stop = True
         self._lock = threading.Lock()
         self._last_bp_log = 0.0
 
@@ -94,28 +104,38 @@ class OutboxWriter(threading.Thread):
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        """Events accepted but not yet committed (queued or in a built batch)."""
+        with self._lock:
+            return self.stats.accepted - self.stats.committed
+
+    def start(self) -> None:
+        self._committer.start()
+        super().start()
 
     def stop(self, flush: bool = True, timeout_s: float | None = 30.0) -> None:
         """Stop the writer; with flush=True everything queued is committed first."""
         self._flush_on_stop = flush
         self._stopping.set()
-        if self.is_alive():
-            self.join(timeout_s)
-        left = self._queue.qsize()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for thread in (self, self._committer):
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        left = self.queued
         if left:
             log.error("outbox writer stopped with %d events not committed (database unavailable?)", left)
 
     def run(self) -> None:
-        self._flush_on_stop = True
-        while True:
-            batch = self._collect()
-            if batch:
-                self._commit_with_retry(batch)
-            elif self._stopping.is_set():
-                return
-            if self._stopping.is_set() and not self._flush_on_stop:
-                return
+        try:
+            while True:
+                batch = self._collect()
+                if batch:
+                    self._built.put((batch, self._rows(batch, self._clock())))
+                elif self._stopping.is_set():
+                    return
+                if self._stopping.is_set() and not self._flush_on_stop:
+                    return
+        finally:
+            self._built.put(None)  # tells the committer that nothing more comes
 
     def _collect(self) -> list[tuple[BridgeEvent, tuple[str, ...]]]:
         try:
@@ -153,12 +173,18 @@ class OutboxWriter(threading.Thread):
             rows.extend(outbox_rows(event, subscribers, payload, now, status))
         return rows
 
-    def _commit_with_retry(self, batch) -> None:
+    def _commit_loop(self) -> None:
+        while True:
+            item = self._built.get()
+            if item is None:
+                return
+            batch, rows = item
+            self._commit_with_retry(batch, rows)
+
+    def _commit_with_retry(self, batch, rows: list[dict]) -> None:
         delay = DB_RETRY_BASE_S
         while True:
-            now = self._clock()
             try:
-                rows = self._rows(batch, now)
                 with self.engine.begin() as conn:
                     queries.insert_batch(conn, rows)
             except SQLAlchemyError as exc:
@@ -170,6 +196,9 @@ class OutboxWriter(threading.Thread):
                 # only copy is in this process. stop()'s join timeout bounds how long we try.
                 time.sleep(delay)
                 delay = min(delay * 2, DB_RETRY_CAP_S)
+                now = self._clock()
+                for row in rows:  # accepted = committed: stamp the time it finally commits
+                    row["created_at"] = row["next_attempt_at"] = now
                 continue
             break
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Index, Integer, MetaData, String, Text,
+                        text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -14,6 +15,7 @@ DEAD = "dead"
 STATUSES = (PENDING, DELIVERED, DEAD)
 
 LAST_ERROR_MAX_CHARS = 500
+PENDING_ONLY = text("status = 'pending'")
 
 # Explicit constraint names so Alembic autogenerate compares equal on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -56,11 +58,17 @@ class OutboxRow(Base):
     __table_args__ = (
         UniqueConstraint("event_uuid", "subscriber"),
         CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
-        # Claim query: a subscriber's pending rows in id order.
-        Index("ix_outbox_claim", "subscriber", "status", "id"),
+        # Claim query: a subscriber's due pending rows, oldest due first. Partial (pending rows
+        # only) so it stays small however many delivered rows pile up, and ordered by
+        # next_attempt_at so no primary-key scan can compete with it (a pk scan in id order would
+        # wade through delivered rows whenever statistics are stale, e.g. on a young table).
+        Index("ix_outbox_claim", "subscriber", "next_attempt_at", "id", postgresql_where=PENDING_ONLY,
+              sqlite_where=PENDING_ONLY),
         # FIFO probe: "is there an earlier pending row of this call for this subscriber?"
-        Index("ix_outbox_order", "subscriber", "order_key", "status", "id"),
-        # Admin queries by status and time (purge, oldest pending, "dead since"); by subscriber
-        # they use ix_outbox_claim's prefix. Every index costs ingest speed, so no more than these.
+        Index("ix_outbox_order", "subscriber", "order_key", "id", postgresql_where=PENDING_ONLY,
+              sqlite_where=PENDING_ONLY),
+        # Admin queries by status and time (purge, oldest pending, "dead since"), and by subscriber.
+        # Every index costs ingest speed, so no more than these.
         Index("ix_outbox_status_created_at", "status", "created_at"),
+        Index("ix_outbox_subscriber_created_at", "subscriber", "created_at"),
     )

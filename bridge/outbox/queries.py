@@ -6,7 +6,7 @@ Theory of operation
   (subscriber, order_key) is still pending. An in-flight row stays `pending` while leased, so it
   blocks its call's later rows too: a later event of a call is never sent before an earlier one
   has been settled. `id` order is the per-call sequence: one writer thread inserts one call's
-  events in arrival order.
+  events in arrival order. Among calls, the oldest due row goes first (ix_outbox_claim order).
 - Dead rows do NOT block later rows of their call (see README "outbox"): `dead` means "given up";
   blocking would silently hold every later event of that call until it died too. A dead row
   re-queued by `outbox retry` is pending again and, having the smaller id, blocks its call's
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, literal_column, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bridge.outbox.models import DEAD, DELIVERED, LAST_ERROR_MAX_CHARS, PENDING, OutboxRow
@@ -65,18 +65,21 @@ def insert_batch(conn: Connection, rows: Sequence[dict]) -> None:
 def claim_batch(conn: Connection, subscriber: str, limit: int, now: datetime, lease_until: datetime,
                 token: str) -> list[ClaimedRow]:
     cand, earlier = T.alias("cand"), T.alias("earlier")
+    # 'pending' is inlined, not bound: only a literal lets SQLite and PostgreSQL (generic plans)
+    # prove the partial indexes ix_outbox_claim / ix_outbox_order apply.
+    pending = literal_column("'pending'")
     earlier_pending = (select(earlier.c.id)
                        .where(earlier.c.subscriber == cand.c.subscriber,
                               earlier.c.order_key == cand.c.order_key,
-                              earlier.c.status == PENDING,
+                              earlier.c.status == pending,
                               earlier.c.id < cand.c.id)
                        .exists())
     ids = (select(cand.c.id)
-           .where(cand.c.subscriber == subscriber, cand.c.status == PENDING,
+           .where(cand.c.subscriber == subscriber, cand.c.status == pending,
                   cand.c.next_attempt_at <= now,
                   or_(cand.c.locked_until.is_(None), cand.c.locked_until < now),
                   ~earlier_pending)
-           .order_by(cand.c.id).limit(limit))
+           .order_by(cand.c.next_attempt_at, cand.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
         ids = ids.with_for_update(skip_locked=True)
     stmt = (update(T).where(T.c.id.in_(ids.scalar_subquery()))

@@ -39,9 +39,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("event_uuid", "subscriber", name="uq_outbox_event_uuid_subscriber"),
         sa.CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="ck_outbox_status"),
     )
-    op.create_index("ix_outbox_claim", "outbox", ["subscriber", "status", "id"])
-    op.create_index("ix_outbox_order", "outbox", ["subscriber", "order_key", "status", "id"])
+    pending_only = sa.text("status = 'pending'")
+    op.create_index("ix_outbox_claim", "outbox", ["subscriber", "next_attempt_at", "id"],
+                    postgresql_where=pending_only, sqlite_where=pending_only)
+    op.create_index("ix_outbox_order", "outbox", ["subscriber", "order_key", "id"],
+                    postgresql_where=pending_only, sqlite_where=pending_only)
     op.create_index("ix_outbox_status_created_at", "outbox", ["status", "created_at"])
+    op.create_index("ix_outbox_subscriber_created_at", "outbox", ["subscriber", "created_at"])
 
 
 def downgrade() -> None:
