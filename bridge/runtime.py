@@ -6,10 +6,8 @@ import logging
 import signal
 import threading
 import time
-from typing import Sequence
 
 from bridge.config import Config
-from bridge.events.model import BridgeEvent, EventSink
 from bridge.observability import Metrics, SoapMetricsMiddleware
 
 log = logging.getLogger(__name__)
@@ -18,54 +16,6 @@ DRAIN_TIMEOUT_S = 15.0          # on shutdown, how long deliveries of committed 
 DRAIN_POLL_INTERVAL_S = 0.05
 AMI_STOP_TIMEOUT_S = 5.0
 EXPIRE_INTERVAL_S = 10.0        # how often ended calls leave the call model (CallsConfig.ended_grace_s)
-HEALTH_DB_TIMEOUT_S = 2.0
-
-
-class _ReceivedCounter:
-    """AmiListener counting every event per server and logging link changes (never blocks)."""
-
-    def __init__(self, metrics: Metrics, stopping: threading.Event) -> None:
-        self.metrics = metrics
-        self.stopping = stopping
-
-    def on_event(self, server: str, message) -> None:
-        self.metrics.event_received(server)
-
-    def on_connected(self, server: str, banner) -> None:
-        log.info("ami %s: connected (AMI %s)", server, banner.version_text)
-
-    def on_disconnected(self, server: str, reason: str) -> None:
-        log.log(logging.INFO if self.stopping.is_set() else logging.WARNING,
-                "ami %s: disconnected: %s", server, reason)
-
-
-class _CountingRouter:
-    """The Router, counting events no subscriber wanted; everything else passes through."""
-
-    def __init__(self, router, metrics: Metrics) -> None:
-        self._router = router
-        self._metrics = metrics
-
-    def route(self, event: BridgeEvent) -> list[str]:
-        names = self._router.route(event)
-        if not names:
-            self._metrics.event_filtered(event.server)
-        return names
-
-    def __getattr__(self, name: str):
-        return getattr(self._router, name)
-
-
-class _CountingSink:
-    """The outbox writer as the pipeline's EventSink, counting accepted events per server and kind."""
-
-    def __init__(self, sink: EventSink, metrics: Metrics) -> None:
-        self._sink = sink
-        self._metrics = metrics
-
-    def accept(self, event: BridgeEvent, subscribers: Sequence[str]) -> None:
-        self._sink.accept(event, subscribers)
-        self._metrics.event_accepted(event.server, event.kind)
 
 
 class _Housekeeper(threading.Thread):
@@ -106,7 +56,6 @@ class Runtime:
         self._housekeeper: _Housekeeper | None = None
         self._started = False
         self._stop_requested = threading.Event()
-        self._stopping = threading.Event()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -131,7 +80,6 @@ class Runtime:
 
     def stop(self) -> None:
         """Idempotent; each step runs even if an earlier one failed."""
-        self._stopping.set()
         steps = [("SOAP server", self._stop_soap), ("AMI links", self._stop_ami),
                  ("housekeeper", self._stop_housekeeper), ("outbox writer", self._stop_writer),
                  ("deliveries", self._stop_dispatcher), ("metrics server", self._stop_health),
@@ -183,13 +131,11 @@ class Runtime:
         self.writer.start()
         self.tracker = CallTracker(self.config.calls)
         self.router = Router(self.config.subscribers)
-        sink = _CountingSink(self.writer, self.metrics)
-        self.pipeline = Pipeline(self.tracker, _CountingRouter(self.router, self.metrics), sink)
-        counter = _ReceivedCounter(self.metrics, self._stopping)
+        # The pipeline counts received/filtered/accepted events on self.metrics.
+        self.pipeline = Pipeline(self.tracker, self.router, self.writer, metrics=self.metrics)
         for ami in self.config.ami:
             client = AmiClient.from_config(ami, filters=self.router.ami_filters())
-            client.add_listener(counter)
-            client.add_listener(self.pipeline)
+            self.pipeline.attach(client)  # listener + its CoreShowChannels resync after each login
             self.clients.append(client)
         self.metrics.watch_ami(self.clients)
         self._housekeeper = _Housekeeper(self.tracker)

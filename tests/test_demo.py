@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,16 +41,27 @@ def test_demo_stops_cleanly_on_ctrl_c():
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     proc = subprocess.Popen([sys.executable, "-m", "bridge", "demo"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    seen = ""
     try:
-        deadline = time.monotonic() + 30
-        seen = ""
-        while time.monotonic() < deadline and " CallRinging " not in seen:
-            seen += proc.stdout.readline()
+        deadline = time.monotonic() + 45
+        while " CallRinging " not in seen and time.monotonic() < deadline:
+            try:
+                seen += lines.get(timeout=0.5)
+            except queue.Empty:
+                pass
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)               # stdout belongs to the reader thread
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.communicate()
+    reader.join(5)
+    while not lines.empty():
+        seen += lines.get()
     assert " CallRinging " in seen, seen + err
     assert proc.returncode == 0, err[-3000:]
-    assert "demo stopped:" in out
+    assert "demo stopped:" in seen
