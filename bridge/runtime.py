@@ -50,6 +50,7 @@ class Runtime:
         self.drain_timeout_s = drain_timeout_s
         self.engine = None
         self.clients: list = []
+        self._running_clients: list = []
         self.tracker = self.router = self.pipeline = None
         self.writer = self.dispatcher = None
         self.soap_server = self.health_server = None
@@ -68,6 +69,7 @@ class Runtime:
             self._start_health()
             for client in self.clients:  # last: events flow into a pipeline that is ready
                 client.start()
+                self._running_clients.append(client)
         except BaseException:
             self.stop()
             raise
@@ -185,7 +187,8 @@ class Runtime:
             self.soap_server = None
 
     def _stop_ami(self) -> None:
-        for client in self.clients:
+        running, self._running_clients = self._running_clients, []
+        for client in running:
             client.stop(AMI_STOP_TIMEOUT_S)
 
     def _stop_housekeeper(self) -> None:
