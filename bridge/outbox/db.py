@@ -15,21 +15,28 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 UPGRADE_COMMAND = "asterisk-bridge db upgrade"
 
 
-def make_engine(url: str, **kw) -> Engine:
-    """An Engine for `url`; SQLite gets WAL, synchronous=FULL, a busy timeout and BEGIN IMMEDIATE."""
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_autocheckpoint: bool = True,
+                **kw) -> Engine:
+    """An Engine for `url`; SQLite gets WAL, synchronous=FULL, a busy timeout and BEGIN IMMEDIATE.
+
+    `sqlite_synchronous="NORMAL"` and `sqlite_autocheckpoint=False` are for the dispatcher's own
+    engine only (see dispatcher.py).
+    """
+    if sqlite_synchronous not in ("FULL", "NORMAL"):
+        raise ValueError("sqlite_synchronous must be FULL or NORMAL")
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                                   "check_same_thread": False}, **kw)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_synchronous, sqlite_autocheckpoint)
         return engine
     kw.setdefault("pool_pre_ping", True)
     kw.setdefault("pool_size", 10)
     return create_engine(url, **kw)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy's begin event emit BEGIN itself (pysqlite's implicit BEGIN is deferred).
@@ -39,8 +46,10 @@ def _configure_sqlite(engine: Engine) -> None:
         # FULL: an event is "accepted" once committed, and that promise must survive a power loss,
         # not only a process crash (NORMAL in WAL mode may lose the last commits on power loss).
         # Group commit in ingest.py amortises the extra fsync over a whole batch.
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if not autocheckpoint:
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
