@@ -3,8 +3,9 @@
 1C's HTTPConnection users write envelopes by hand, so we accept any namespace prefix, a UTF-8
 BOM, any case of `charset`, no SOAPAction, `text/xml` or `application/soap+xml`, and the
 SOAP version is taken from the envelope's own namespace rather than the URL. Children of the
-operation element written without a namespace (`<m:ClickToCall><extension>…`) are put in
-`urn:asterisk-bridge`, which is what the schema (elementFormDefault="qualified") means anyway.
+operation element written without a namespace (`<m:ClickToCall><extension>…`), and an
+operation element without one, are put in `urn:asterisk-bridge`: that is what the schema
+(elementFormDefault="qualified") means anyway, and this endpoint serves nothing else.
 
 The parser never resolves entities, never touches the network and keeps libxml2's size
 guards (huge_tree=False); a DOCTYPE is refused outright since SOAP 1.1 §3 and 1.2 §5 forbid
@@ -116,7 +117,12 @@ def _check_envelope(root: etree._Element) -> bool:
     if body is None or len(body) == 0:
         raise BadEnvelope("Client.MalformedEnvelope", "the Envelope has no Body or the Body is empty")
     operation = body[0]
-    if etree.QName(operation).namespace == ns.BRIDGE:
+    namespace = etree.QName(operation).namespace
+    if namespace is None:
+        # `<ClickToCall>` with no namespace at all: there is only one service here, so it is ours.
+        operation.tag = f"{{{ns.BRIDGE}}}{operation.tag}"
+        namespace = ns.BRIDGE
+    if namespace == ns.BRIDGE:
         _qualify(operation)
     return soap12
 

@@ -35,6 +35,12 @@ def test_parse_qualifies_children_when_1c_wrote_them_without_namespace():
     assert parsed.root.find(f".//{{{ns.BRIDGE}}}number").text == "902"
 
 
+def test_parse_puts_operation_in_our_namespace_when_written_without_any():
+    body = envelope("<ClickToCall><extension>202</extension><number>902</number></ClickToCall>")
+    parsed = parse(body.encode(), None)
+    assert parsed.root.find(f".//{{{ns.BRIDGE}}}ClickToCall/{{{ns.BRIDGE}}}number").text == "902"
+
+
 def test_parse_detects_soap12_when_envelope_namespace_is_soap12():
     assert parse(envelope(CLICK, soap12=True).encode(), "application/soap+xml").soap12
 

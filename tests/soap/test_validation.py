@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, strategies as st
 
 from bridge.config import ClickToCallConfig, SoapConfig
 from bridge.errors import SoapRequestError
@@ -74,3 +75,25 @@ def test_click_to_call_rings_the_extension_first_when_template_is_configured():
 def test_click_to_call_refuses_extension_when_it_would_change_the_channel_template():
     with pytest.raises(SoapRequestError):
         v.click_to_call(ClickToCallConfig(), extension="202&SIP/evil", number="1", caller=None)
+
+
+@given(st.text(max_size=120))
+def test_validators_either_pass_clean_text_or_refuse_when_given_any_string(value):
+    for check in (v.channel, v.context, v.exten, v.caller_id, v.call_id, v.server):
+        try:
+            result = check(value)
+        except SoapRequestError as exc:
+            assert exc.faultcode == "Client.InvalidArgument" and exc.message
+            continue
+        assert result is None or not any(c in result for c in "\r\n\x00")
+
+
+@given(st.lists(st.text(max_size=40), max_size=5))
+def test_variables_never_pass_a_separator_or_control_character_when_fuzzed(items):
+    try:
+        accepted = v.variables(items)
+    except SoapRequestError:
+        return
+    for item in accepted:
+        name, _, value = item.partition("=")
+        assert "(" not in name and not any(c in value for c in ",|\r\n\x00")
