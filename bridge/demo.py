@@ -49,7 +49,7 @@ def demo_config(ami_port: int, sink_url: str, db_url: str, profile: str) -> Conf
 class CallGenerator(threading.Thread):
     """Starts a simulated call every 60/calls_per_minute seconds (the first after FIRST_CALL_AFTER_S)."""
 
-    def __init__(self, simulator, calls_per_minute: float, seed: int = 0) -> None:
+    def __init__(self, simulator, calls_per_minute: float, seed: int | None = None) -> None:
         super().__init__(name="demo-calls", daemon=True)
         self.simulator = simulator
         self.interval_s = 60.0 / calls_per_minute if calls_per_minute > 0 else None
