@@ -170,3 +170,13 @@ def test_raw_events_of_one_call_share_the_call_id_as_order_key_when_profile_is_a
     assert len(raw) >= 6 and {e.order_key for e in raw} == {call_id}
     kinds = [e.kind for e, _ in sink.accepted]
     assert kinds.index("normalized") > 0 and kinds[-1] == "normalized"   # effects after causes
+
+
+def test_every_routed_event_names_its_server_when_a_router_wrapper_reads_it(bridge_for):
+    sim, client, pipeline, sink, _ = bridge_for("asterisk20", EVERYONE)
+    seen = []
+    route = pipeline.router.route
+    pipeline.router.route = lambda event: seen.append((event.server, event.kind)) or route(event)
+    call_id = sim.run_scenario("noanswer", wait=True)
+    assert sink.wait_for(_final(call_id))
+    assert {server for server, _ in seen} == {"pbx1"} and {kind for _, kind in seen} == {"raw", "normalized"}
