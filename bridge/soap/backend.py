@@ -83,6 +83,13 @@ class BridgeBackend:
                                    faultcode=UNKNOWN_SERVER)
         return server, client
 
+    def _server_of(self, channel: str) -> str | None:
+        """The server whose call model has `channel` live; None (the default server) otherwise."""
+        for call in self.calls.active_calls(None):
+            if any(leg.channel == channel for leg in call.legs):
+                return call.server
+        return None
+
     def _run(self, client, action: Action):
         return client.send_action(action, ACTION_TIMEOUT_S).result(ACTION_TIMEOUT_S + 1.0)
 
@@ -130,10 +137,10 @@ class BridgeBackend:
     def active_calls(self, extension: str | None) -> list:
         return list(self.calls.active_calls(extension))
 
-    def hangup(self, channel: str | None, call_id: str | None) -> int:
+    def hangup(self, channel: str | None, call_id: str | None, server: str | None = None) -> int:
         """Hang up one channel, or every live channel of a call; returns how many were hung up."""
         if channel is not None:
-            _, client = self._client(None)
+            _, client = self._client(server or self._server_of(channel))
             self._run(client, Action.build("Hangup", Channel=channel))
             return 1
         call = self.calls.call(call_id)
@@ -152,7 +159,7 @@ class BridgeBackend:
         return count
 
     def redirect(self, channel: str, context: str, exten: str, server: str | None) -> None:
-        _, client = self._client(server)
+        _, client = self._client(server or self._server_of(channel))
         self._run(client, Action.build("Redirect", Channel=channel, Context=context, Exten=exten, Priority=1))
 
     def ping(self) -> PingInfo:

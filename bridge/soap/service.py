@@ -76,15 +76,15 @@ class BridgeService(ServiceBase):
             calls = _backend(ctx).active_calls(ext)
             return CallList(call=[_call(c) for c in calls])
 
-    @rpc(Unicode, Unicode, _in_variable_names={"channel": "channel", "call_id": "callId"},
+    @rpc(Unicode, Unicode, Unicode, _in_variable_names={"channel": "channel", "call_id": "callId", "server": "server"},
          _returns=Integer, _out_variable_name=RETURN)
-    def Hangup(ctx, channel, call_id):
+    def Hangup(ctx, channel, call_id, server):
         with translated():
             if not channel and not call_id:
                 raise SoapRequestError("channel or callId: one of them is required", faultcode=v.INVALID_ARGUMENT)
             chan = v.channel(channel) if channel else None
             cid = v.call_id(call_id, required=False)
-            return _backend(ctx).hangup(channel=chan, call_id=cid)
+            return _backend(ctx).hangup(channel=chan, call_id=cid, server=v.server(server))
 
     @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode,
          _in_variable_names={"channel": "channel", "context": "context", "exten": "exten", "server": "server"},

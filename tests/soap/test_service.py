@@ -118,6 +118,17 @@ def test_click_to_call_events_reach_the_subscriber_when_the_call_is_answered(zee
     assert seen[0] == "CallRinging" and "CallAnswered" in seen
 
 
+@pytest.mark.parametrize("time_scale", [0.2])
+def test_redirect_and_hangup_reach_asterisk_when_the_channel_is_live(zeep_client, sim, tracker, time_scale):
+    originate_id = zeep_client.service.ClickToCall(extension="202", number="902")
+    assert wait_until(lambda: tracker.call(originate_id) is not None and tracker.call(originate_id).legs)
+    channel = tracker.call(originate_id).legs[0].channel
+    assert zeep_client.service.Redirect(channel=channel, context="from-internal", exten="903") is True
+    assert zeep_client.service.Hangup(channel=channel) == 1
+    assert [m.get("Channel") for m in sent(sim, "Redirect", "Hangup")] == [channel, channel]
+    assert wait_until(lambda: not active_calls(zeep_client, "202"))
+
+
 def test_get_extension_state_is_idle_when_nothing_rings(zeep_client, sim):
     state = zeep_client.service.GetExtensionState(extension="203", context="ext-local")
     assert (state.state, state.statusCode, state.callId) == ("idle", 0, None)
@@ -201,7 +212,7 @@ FIELDS = {
     "GetExtensionState": ["extension", "context"],
     "GetOriginateStatus": ["originateId"],
     "GetActiveCalls": ["extension"],
-    "Hangup": ["channel", "callId"],
+    "Hangup": ["channel", "callId", "server"],
     "Redirect": ["channel", "context", "exten", "server"],
 }
 VALID = {"server": "pbx1", "channel": "PJSIP/202", "context": "from-internal", "exten": "902", "callerId": "202",
