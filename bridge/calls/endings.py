@@ -1,0 +1,97 @@
+"""How calls end: hangups, who hung up, per-party and final CallEnded (a CallEngine mixin)."""
+
+from __future__ import annotations
+
+from bridge.calls import model as m
+from bridge.calls import normalize
+from bridge.calls.state import CALLEE, CALLER, Call, Leg, final_reason, leg_reason
+
+# When Asterisk gives no cause (0) but the reason is known from states, name the usual one.
+REASON_CAUSE = {m.R_BUSY: ("17", "User busy"), m.R_NO_ANSWER: ("19", "User alerting, no answer")}
+
+
+class Endings:
+    """Hangup handling for CallEngine; uses its channel(), call_of(), clock, queued, _emit(),
+    _prepare(). See engine.py for the theory of operation."""
+
+    def hangup_request(self, server: str, uniqueid: str | None) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is not None and not ch.hung_up:
+            self._note_hangup_by(*self.call_of(ch))
+
+    def _note_hangup_by(self, call: Call, leg: Leg) -> None:
+        if call.hangup_by is not None or leg.ended_at is not None:
+            return
+        if leg.role == CALLER:
+            if call.answered_at is not None:
+                call.hangup_by = "caller"
+            elif call.other_live_parties(leg):
+                call.hangup_by = "caller"
+                call.caller_cancelled = True
+        elif leg.key == call.answered_by or (call.answered_at is None and leg.rang):
+            call.hangup_by = "callee"
+
+    def hangup(self, server: str, uniqueid: str | None, cause: str | None, cause_txt: str | None,
+               lost: bool = False) -> None:
+        ch = self.channel(server, uniqueid)
+        if ch is None or ch.hung_up:
+            return
+        ch.hung_up, ch.cause, ch.cause_txt = True, cause, cause_txt
+        self.queued.pop((server, ch.uniqueid), None)
+        call, leg = self.call_of(ch)
+        if lost:
+            call.lost = True
+        else:
+            self._note_hangup_by(call, leg)
+        talking = leg.role == CALLER or leg.key == call.answered_by
+        if talking and call.cause is None and cause not in (None, "0"):
+            call.cause, call.cause_txt = cause, cause_txt   # who ended the conversation, and why
+        if leg.ended_at is None:
+            self._end_leg(call, leg, cause, cause_txt)
+        elif leg.cause in (None, "0") and cause not in (None, "0"):
+            # The other half of a Local pair often knows the real cause (11.25.3 captures).
+            leg.cause, leg.cause_txt = cause, cause_txt
+        call.live.discard(ch.uniqueid)
+        if not call.live and call.ended_at is None:
+            self._end_call(call)
+
+    def _end_leg(self, call: Call, leg: Leg, cause: str | None, cause_txt: str | None) -> None:
+        leg.ended_at = self.clock()
+        leg.cause, leg.cause_txt = cause, cause_txt
+        leg.reason = leg_reason(call, leg)
+        if leg.role == CALLER and call.answered_at is None and call.other_live_parties(leg):
+            call.caller_cancelled = True
+        if leg.role != CALLEE or not leg.rang:
+            return
+        if call.answered_by == leg.key or not call.other_live_parties(leg):
+            call.deferred.append(leg)   # perhaps the last party: its end is the call's end
+        else:
+            self._emit(normalize.ended(call, leg, leg.ended_at, leg.reason, final=False))
+
+    def _end_call(self, call: Call) -> None:
+        now = self.clock()
+        if not call.emitted and not call.originated:
+            call.ended_at = now
+            return   # nobody was dialed (voicemail, IVR, a feature code): not a call to report
+        answered = call.legs.get(call.answered_by) if call.answered_by else None
+        final = answered or (call.deferred[-1] if call.deferred else call.origin)
+        self._flush_deferred(call, keep=final)
+        call.ended_at = now
+        self._prepare(call)
+        call.reason = final_reason(call, final)
+        if final.cause is not None and call.answered_at is None:
+            call.cause, call.cause_txt = final.cause, final.cause_txt
+        if call.cause in (None, "0") and call.reason in REASON_CAUSE:
+            # Asterisk 11 hangs a busy Local channel up with cause 0 (originate-400-busy-11.25.3)
+            # where 22 says 17; the reason was read from the Busy state, so name its cause.
+            call.cause, call.cause_txt = REASON_CAUSE[call.reason]
+        self._emit(normalize.ended(call, final, now, call.reason, final=True))
+
+    def _flush_deferred(self, call: Call, keep: Leg | None = None) -> None:
+        for leg in call.deferred:
+            if leg is not keep:
+                if call.answered_by == leg.key:
+                    call.answered_by = None
+                self._emit(normalize.ended(call, leg, leg.ended_at or self.clock(), leg.reason
+                                           or leg_reason(call, leg), final=False))
+        call.deferred.clear()
