@@ -212,3 +212,31 @@ def test_threads_feeding_different_servers_keep_calls_apart():
         t.join(timeout=30)
     assert all(len(events) == 30 * 7 for events in results.values()) and len(results) == 4
     assert len(tracker) == 4 * 30 and tracker.active_calls() == []
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_feature_blind_transfer_event_is_normalized_on_both_event_sets(profile):
+    """Asterisk 12+ `BlindTransfer` and 11's `Transfer` (TransferType Blind), as features.c sends them."""
+    clock = StepClock()
+    tracker = CallTracker(CallsConfig(), clock=clock)
+    steps = [dict(s.headers) for s in call_events(profile, "answered", seq=1, time_scale=0)]
+    bridged = max(i for i, e in enumerate(steps) if e["Event"] in ("Bridge", "BridgeEnter"))
+    for e in steps[:bridged + 1]:
+        tracker.feed("pbx1", Message.from_pairs(e.items()))
+    caller, callee = steps[0], next(e for e in steps[1:] if e["Event"] == "Newchannel")
+    if profile == "asterisk11":
+        pairs = [("Event", "Transfer"), ("Privilege", "call,all"), ("TransferMethod", "SIP"),
+                 ("TransferType", "Blind"), ("Channel", callee["Channel"]), ("Uniqueid", callee["Uniqueid"]),
+                 ("TargetChannel", caller["Channel"]), ("TargetUniqueid", caller["Uniqueid"]),
+                 ("TransferExten", "903"), ("TransferContext", "from-internal")]
+    else:
+        pairs = [("Event", "BlindTransfer"), ("Privilege", "call,all"), ("Result", "Success"),
+                 ("TransfererChannel", callee["Channel"]), ("TransfererUniqueid", callee["Uniqueid"]),
+                 ("TransfereeChannel", caller["Channel"]), ("TransfereeUniqueid", caller["Uniqueid"]),
+                 ("IsExternal", "No"), ("Context", "from-internal"), ("Extension", "903")]
+    events = tracker.feed("pbx1", Message.from_pairs(pairs))
+    assert [short(e) for e in events] == ["CallTransferred 902"]
+    moved = dict(events[0].headers)
+    assert (moved["TransferTarget"], moved["TransferType"]) == ("903", "blind")
+    assert tracker.call(moved["CallId"]).transfers == ("903",)
+    assert tracker.feed("pbx1", Message.from_pairs(pairs)) == []     # a repeat changes nothing
