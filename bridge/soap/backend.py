@@ -106,7 +106,8 @@ class BridgeBackend:
             Exten=request.exten, Priority=request.priority, CallerID=request.caller_id,
             Timeout=request.timeout_ms, Account=request.account, Variable=list(request.variables) or None,
             ChannelId=channel_id, Async=True)
-        self.originates.register(originate_id, server, request.channel, channel_id)
+        ring_timeout_s = request.timeout_ms / 1000.0 if request.timeout_ms else None
+        self.originates.register(originate_id, server, request.channel, channel_id, ring_timeout_s)
         try:
             self._run(client, action)
         except (AmiActionError, AmiConnectionError) as exc:

@@ -14,6 +14,10 @@ from bridge.ami.protocol import Banner, Message
 PENDING, SUCCESS, FAILURE = "pending", "success", "failure"
 MAX_TRACKED = 10_000             # oldest outcomes are forgotten first; 1C polls within seconds
 RETENTION_S = 24 * 3600.0
+# Asterisk sends OriginateResponse once the first channel answers or the ring timeout ends;
+# past that plus this grace it never will (events off, `read=` without `call`, a Filter).
+RESPONSE_GRACE_S = 30.0
+DEFAULT_RING_TIMEOUT_S = 30.0    # Asterisk's own Originate default
 
 # OriginateResponse `Reason` is the last AST_CONTROL_* frame seen (include/asterisk/frame.h);
 # 0 means the channel could not be created at all.
@@ -39,6 +43,7 @@ class OriginateState:
     linkedid: str | None = None
     created_at: float = 0.0
     finished_at: float | None = None
+    deadline: float | None = None      # clock time after which no OriginateResponse is expected
 
 
 class OriginateTracker:
@@ -50,9 +55,12 @@ class OriginateTracker:
         self._states: OrderedDict[str, OriginateState] = OrderedDict()
         self._lock = threading.Lock()
 
-    def register(self, originate_id: str, server: str, channel: str, uniqueid: str | None = None) -> OriginateState:
+    def register(self, originate_id: str, server: str, channel: str, uniqueid: str | None = None,
+                 ring_timeout_s: float | None = None) -> OriginateState:
+        now = self._clock()
+        deadline = now + (ring_timeout_s or DEFAULT_RING_TIMEOUT_S) + RESPONSE_GRACE_S
         state = OriginateState(originate_id, server, channel, uniqueid=uniqueid, linkedid=uniqueid,
-                               created_at=self._clock())
+                               created_at=now, deadline=deadline)
         with self._lock:
             self._states[originate_id] = state
             while len(self._states) > self._max:
@@ -64,12 +72,18 @@ class OriginateTracker:
         self._update(originate_id, status=FAILURE, reason=reason)
 
     def get(self, originate_id: str) -> OriginateState | None:
+        now = self._clock()
         with self._lock:
             state = self._states.get(originate_id)
-            if state is not None and self._clock() - state.created_at > RETENTION_S:
+            if state is not None and now - state.created_at > RETENTION_S:
                 del self._states[originate_id]
                 return None
-            return state
+        if state is not None and state.status == PENDING and state.deadline is not None and now > state.deadline:
+            self.fail(originate_id, "no OriginateResponse from Asterisk in time (are AMI events on, "
+                                    "with the `call` read class?)")
+            with self._lock:
+                return self._states.get(originate_id)
+        return state
 
     def _update(self, originate_id: str, **changes: object) -> OriginateState | None:
         with self._lock:

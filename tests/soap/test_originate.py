@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridge.ami.protocol import Message
-from bridge.soap.originate import FAILURE, PENDING, SUCCESS, OriginateTracker
+from bridge.soap.originate import FAILURE, PENDING, RESPONSE_GRACE_S, SUCCESS, OriginateTracker
 
 
 def response(action_id: str, ok: bool, reason: str, uniqueid: str = "<null>") -> Message:
@@ -59,3 +59,14 @@ def test_tracker_forgets_oldest_when_over_capacity():
     for name in ("a", "b", "c"):
         tracker.register(name, "pbx1", "PJSIP/1")
     assert tracker.get("a") is None and tracker.get("c") is not None
+
+
+def test_tracker_fails_originate_when_no_response_arrives_before_the_deadline():
+    clock = [1000.0]
+    tracker = OriginateTracker(clock=lambda: clock[0])
+    tracker.register("id1", "pbx1", "PJSIP/202", ring_timeout_s=20.0)
+    clock[0] += 20.0 + RESPONSE_GRACE_S - 1
+    assert tracker.get("id1").status == PENDING
+    clock[0] += 2
+    state = tracker.get("id1")
+    assert state.status == FAILURE and "OriginateResponse" in state.reason
