@@ -345,7 +345,9 @@ class AmiParser:
             else:
                 match = _END.search(buf, pos)
             if match is None:
-                if len(buf) - pos > self.max_message:
+                # Up to 3 bytes of the terminator (CR LF CR) may be here already; without this
+                # margin a message within 3 bytes of max_message was dropped or kept by chunking.
+                if len(buf) - pos > self.max_message + 3:
                     self._start_discarding()
                     continue
                 return NEED_DATA
