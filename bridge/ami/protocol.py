@@ -24,6 +24,7 @@ empty line and counted in `dropped`; the connection survives.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -182,6 +183,17 @@ class _LazyMessage(Message):
     def headers(self, value: tuple[tuple[str, str], ...]) -> None:  # for the dataclass __init__/replace
         _HEADERS_SLOT.__set__(self, value)
 
+    @property  # type: ignore[override]
+    def body(self) -> tuple[str, ...]:
+        try:
+            return _BODY_SLOT.__get__(self)
+        except AttributeError:  # left unset by _lazy_messages: the fast path never takes Follows
+            return ()
+
+    @body.setter
+    def body(self, value: tuple[str, ...]) -> None:
+        _BODY_SLOT.__set__(self, value)
+
     @property
     def event(self) -> str | None:
         text = self.text
@@ -219,7 +231,6 @@ def _lazy_messages(texts: list[str]) -> list[Message]:
     msgs = list(map(object.__new__, repeat(_LazyMessage, count)))
     _consume(map(_TEXT_SLOT.__set__, msgs, texts))
     _consume(map(_HEADERS_SLOT.__set__, msgs, repeat(None, count)))  # None: not split yet
-    _consume(map(_BODY_SLOT.__set__, msgs, repeat((), count)))
     _consume(map(_INDEX_SLOT.__set__, msgs, repeat(None, count)))
     return msgs
 
@@ -241,8 +252,39 @@ def _decode(frame: bytes) -> str:
         return "\n".join(_decode_line(line) for line in frame.split(b"\n"))
 
 
+def _cp1251_rest_of_line(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: a line that is not UTF-8 is cp1251 (see _decode_line).
+
+    Called at the first bad byte of a line, it decodes the rest of that line as cp1251, which
+    equals decoding the whole line so when the part before is ASCII; otherwise it returns a
+    marker (a lone surrogate, which strict UTF-8 never yields) and the caller starts over.
+    """
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    data, start = exc.object, exc.start
+    if not data[data.rfind(b"\n", 0, start) + 1:start].isascii():
+        return _REDO_MARK, exc.end
+    end = data.find(b"\n", start)
+    if end < 0:
+        end = len(data)
+    return bytes(data[start:end]).decode("cp1251", errors="backslashreplace"), end
+
+
+_REDO_MARK = "\udfff"
+_CP1251_LINES = "bridge.ami.cp1251-line"
+codecs.register_error(_CP1251_LINES, _cp1251_rest_of_line)
+
+
 def _decode_frames(region: bytes) -> list[str]:
-    """Decode CRLF-CRLF separated frames: the whole run as UTF-8 at once, and only the frames
+    """Decode CRLF-CRLF separated frames in one pass; cp1251 lines through the error handler."""
+    text = region.decode("utf-8", _CP1251_LINES)
+    if _REDO_MARK in text:
+        return _decode_frames_one_by_one(region)
+    return text.split("\r\n\r\n")
+
+
+def _decode_frames_one_by_one(region: bytes) -> list[str]:
+    """Decode CRLF-CRLF separated frames: valid UTF-8 runs at once, and only the frames
     that are not valid UTF-8 (cp1251 names) through the per-line fallback."""
     texts: list[str] = []
     view = memoryview(region)

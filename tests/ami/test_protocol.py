@@ -212,3 +212,16 @@ def test_banner_with_absurd_digit_run_does_not_raise():
 def test_encode_refuses_value_when_lone_surrogate():
     with pytest.raises(_EncodeError):
         Action.build("Originate", CallerID="\ud800")
+
+
+def test_line_mixing_utf8_then_cp1251_decoded_as_cp1251_when_fast_or_careful():
+    # The per-line rule: a line that is not valid UTF-8 is cp1251 as a whole, even when it
+    # starts with valid UTF-8 (the fast path's codec handler must start over for that).
+    line = b"CallerIDName: " + "Тест ".encode() + "Вася".encode("cp1251")
+    body = b"Event: Newchannel\r\n" + line + b"\r\nExten: 902"
+    fast = _parse_pieces(body + b"\r\n\r\n" + body + b"\r\n\r\n", [], expect_banner=False)
+    careful = _parse_pieces(b"\r\n" + body + b"\r\n\r\n", [], expect_banner=False)
+    expected = ("Тест ".encode() + "Вася".encode("cp1251")).decode("cp1251")
+    assert [m.get("CallerIDName") for m in fast] == [expected, expected]
+    assert _shape(fast[:1]) == _shape(careful)
+    assert fast[0].get("Exten") == "902"
