@@ -13,7 +13,7 @@ from tests.chaos.stream import EventStream, SimHolder
 FULL = os.environ.get("BRIDGE_CHAOS_FULL") == "1"
 AMI_SECRET = "chaos-secret-4d1e"
 FILTER = "ChaosMatch: 1"
-DRAIN_TIMEOUT_S = 60.0 if FULL else 30.0
+DRAIN_TIMEOUT_S = 180.0 if FULL else 30.0
 POLL_S = 0.05
 
 

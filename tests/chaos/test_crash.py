@@ -113,11 +113,12 @@ def test_no_accepted_event_lost_when_bridge_is_sigkilled_at_random_points(tmp_pa
             rig.restart()
         rig.stream.stop()
         tail = rig.stream.emit_now(20)                 # the restarted bridge receives new events
-        assert rig.drain(), rig.log_tail()
+        drained = rig.drain()
         result = audit("bridge SIGKILL+restart", f"{kills} SIGKILLs", rig.db_url, rig.sink, rig.stream,
                        expect_all_offered=False)
         code = rig.bridge.terminate()
     accepted_seqs = {seq_of(r["payload"]) for r in outbox_rows(rig.db_url)}
     assert set(tail) <= accepted_seqs
     assert code == 0, rig.log_tail()
+    assert drained, result.problems
     assert result.lost == 0 and not result.problems, result.problems

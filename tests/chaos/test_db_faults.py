@@ -48,12 +48,13 @@ def test_nothing_lost_when_sqlite_file_is_locked_by_another_process(tmp_path):
                 max_queued = max(max_queued, rig.runtime.writer.queued)
                 time.sleep(0.02)
             assert locker.returncode == 0
-        assert rig.drain()
+        drained = rig.drain()
         failures = rig.runtime.writer.stats.db_failures
         faults = f"locks of {'+'.join(f'{s:g}' for s in locks_s)} s, {failures} failed commits"
         result = audit("sqlite locked", faults, rig.db_url, rig.sink, rig.stream, expect_all_offered=True)
     assert max_queued > 0, "the lock never held a commit back"
     assert failures > 0 or max(locks_s) < 30
+    assert drained, result.problems
     assert result.lost == 0 and not result.problems, result.problems
 
 
@@ -74,10 +75,11 @@ def test_nothing_lost_when_postgresql_connections_are_killed_mid_run(tmp_path, p
         for _ in range(kills):
             time.sleep(0.7)
             killed += terminate_backends(dbname)
-        assert rig.drain()
+        drained = rig.drain()
         result = audit("postgresql backends killed", f"{kills} rounds, {killed} backends terminated",
                        rig.db_url, rig.sink, rig.stream, expect_all_offered=True)
     assert killed > 0
+    assert drained, result.problems
     assert result.lost == 0 and not result.problems, result.problems
 
 
