@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli import main
+
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "bridge.example.toml"
 CLI_TIMEOUT_S = 60
@@ -110,40 +112,50 @@ def test_config_check_exits_2_when_file_is_missing(tmp_path):
     assert "no such configuration file" in result.stderr
 
 
-def test_config_file_comes_from_env_when_c_is_omitted(tmp_path):
+def test_config_file_comes_from_env_when_c_is_omitted(tmp_path, monkeypatch, capsys):
     path = write(tmp_path, valid_config(tmp_path))
-    result = bridge_cli("config", "check", env={"BRIDGE_CONFIG": str(path), "AMI_SECRET": "x"})
-    assert result.returncode == 0, result.stderr
+    monkeypatch.setenv("BRIDGE_CONFIG", str(path))
+    monkeypatch.setenv("AMI_SECRET", "x")
+    assert main(["config", "check"]) == 0
+    assert capsys.readouterr().out.startswith(f"OK {path}:")
 
 
-def test_usage_errors_exit_2_when_arguments_are_wrong():
-    assert bridge_cli("no-such-command").returncode == 2
-    assert bridge_cli("run").returncode == 2          # -c is required without BRIDGE_CONFIG
-    assert bridge_cli("config").returncode == 2
+@pytest.mark.parametrize("argv", [["no-such-command"], ["run"], ["config"], ["demo", "--duration", "soon"]])
+def test_usage_errors_exit_2_when_arguments_are_wrong(argv, monkeypatch, capsys):
+    monkeypatch.delenv("BRIDGE_CONFIG", raising=False)
+    try:
+        code = main(argv)
+    except SystemExit as exc:      # argparse's own usage errors
+        code = exc.code
+    assert code == 2
+    assert "usage: asterisk-bridge" in capsys.readouterr().err
 
 
-def test_help_names_every_environment_variable_when_asked():
-    result = bridge_cli("--help")
-    assert result.returncode == 0
+def test_help_names_every_environment_variable_when_asked(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
     for name in ("BRIDGE_CONFIG", "BRIDGE_DATABASE_URL", "BRIDGE_LOG_LEVEL", "${VAR}"):
-        assert name in result.stdout
+        assert name in out
     for command in ("run", "demo", "check", "config", "db", "outbox", "wsdl", "version"):
-        assert f"\n    {command} " in result.stdout
+        assert f"\n    {command} " in out
 
 
-def test_version_prints_package_version():
+def test_version_prints_package_version(capsys):
     import bridge
 
-    result = bridge_cli("version")
-    assert result.returncode == 0 and f"asterisk-bridge {bridge.__version__}" in result.stdout
+    assert main(["version"]) == 0
+    assert f"asterisk-bridge {bridge.__version__}" in capsys.readouterr().out
 
 
-def test_wsdl_prints_service_with_configured_address(tmp_path):
+def test_wsdl_prints_service_with_configured_address(tmp_path, monkeypatch, capsys):
     path = write(tmp_path, valid_config(tmp_path, '[soap]\nlisten = "0.0.0.0:8443"\npath = "/pbx"'))
-    result = bridge_cli("wsdl", "-c", str(path), env={"AMI_SECRET": "x"})
-    assert result.returncode == 0, result.stderr
-    assert 'location="http://localhost:8443/pbx"' in result.stdout
-    assert 'location="http://localhost:8443/pbx12"' in result.stdout
+    monkeypatch.setenv("AMI_SECRET", "x")
+    assert main(["wsdl", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert 'location="http://localhost:8443/pbx"' in out
+    assert 'location="http://localhost:8443/pbx12"' in out
 
 
 def test_run_exits_1_naming_db_upgrade_when_database_is_not_migrated(tmp_path):

@@ -23,7 +23,7 @@ def run_demo(*args: str, timeout_s: float = 90) -> subprocess.CompletedProcess:
 
 
 def test_demo_prints_delivered_call_events_and_stops_cleanly_when_duration_ends():
-    result = run_demo("--duration", "20", "--calls-per-minute", "12")
+    result = run_demo("--duration", "12", "--calls-per-minute", "12")
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "WSDL: http://127.0.0.1:" in out and "?wsdl" in out
