@@ -164,6 +164,7 @@ class _Worker(threading.Thread):
     def _round(self) -> bool:
         now = self.owner._clock()
         with self.owner.engine.begin() as conn:
+            queries.relax_durability(conn)
             rows = queries.claim_batch(conn, self.sub.name, self.batch_rows, now,
                                        now + timedelta(seconds=self.lease_s), self.token)
         if not rows:
@@ -182,6 +183,7 @@ class _Worker(threading.Thread):
                 outcomes.append((row, None))
         settled_at = self.owner._clock()
         with self.owner.engine.begin() as conn:
+            queries.relax_durability(conn)
             queries.mark_delivered(conn, delivered, settled_at)
             queries.schedule_retry(conn, retries)
             queries.mark_dead(conn, dead)

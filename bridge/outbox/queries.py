@@ -61,6 +61,15 @@ def insert_batch(conn: Connection, rows: Sequence[dict]) -> None:
     conn.execute(insert(T).on_conflict_do_nothing(index_elements=["event_uuid", "subscriber"]), list(rows))
 
 
+# -- relax_durability: this transaction may be lost on a database crash (dispatcher bookkeeping only).
+def relax_durability(conn: Connection) -> None:
+    # Leases and delivery outcomes: losing one on a server crash only re-sends an event with its
+    # same id, so they need not wait for the WAL flush (PostgreSQL's synchronous_commit). SQLite
+    # gets the same effect from the dispatcher's synchronous=NORMAL engine (dispatcher.py).
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 # -- claim_batch: lease up to `limit` claimable rows of one subscriber to `token` until `lease_until`.
 def claim_batch(conn: Connection, subscriber: str, limit: int, now: datetime, lease_until: datetime,
                 token: str) -> list[ClaimedRow]:
