@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 15.0          # on shutdown, how long deliveries of committed rows may still run
 DRAIN_POLL_INTERVAL_S = 0.05
 AMI_STOP_TIMEOUT_S = 5.0
+DB_CONNECT_TIMEOUT_S = 5        # PostgreSQL (libpq connect_timeout takes whole seconds)
 EXPIRE_INTERVAL_S = 10.0        # how often ended calls leave the call model (CallsConfig.ended_grace_s)
 
 
@@ -117,9 +118,12 @@ class Runtime:
     def _start_database(self) -> None:
         from bridge.outbox.db import check_schema, make_engine, upgrade
 
+        url = self.config.database.url
         if self.auto_upgrade:
-            upgrade(self.config.database.url)
-        self.engine = make_engine(self.config.database.url)
+            upgrade(url)
+        # Without a connect timeout a dead PostgreSQL host hangs /healthz for the OS TCP timeout.
+        kw = {"connect_args": {"connect_timeout": DB_CONNECT_TIMEOUT_S}} if url.startswith("postgresql") else {}
+        self.engine = make_engine(url, **kw)
         check_schema(self.engine)
 
     def _start_pipeline(self) -> None:

@@ -40,6 +40,22 @@ def http_get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
+def soap_ping(port: int, user: str, password: str) -> int:
+    """POST GetActiveCalls over real HTTP; the HTTP status."""
+    import base64
+
+    body = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+            '<GetActiveCalls xmlns="urn:asterisk-bridge"/></soap:Body></soap:Envelope>').encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/bridge", data=body, headers={
+        "Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"urn:asterisk-bridge#Bridge:GetActiveCalls"',
+        "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def wait_until(predicate, timeout_s: float = WAIT_S, interval_s: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -99,7 +115,7 @@ def migrated_sqlite(tmp_path):
     return url
 
 
-def write_config(tmp_path: Path, sim, sink, db_url: str, metrics_port: int) -> Path:
+def write_config(tmp_path: Path, sim, sink, db_url: str, metrics_port: int, soap_port: int) -> Path:
     path = tmp_path / "bridge.toml"
     path.write_text(f"""
 [database]
@@ -120,6 +136,10 @@ retry_base = "200ms"
 level = "INFO"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
+[soap]
+listen = "127.0.0.1:{soap_port}"
+[soap.users]
+"1c" = "soap-pw-1c"
 """, encoding="utf-8")
     return path
 
@@ -132,9 +152,9 @@ def start_bridge(config: Path) -> subprocess.Popen:
 
 
 def test_run_delivers_reports_health_and_drains_everything_on_sigterm(tmp_path, sim, sink, migrated_sqlite):
-    port = free_port()
+    port, soap_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_bridge(write_config(tmp_path, sim, sink, migrated_sqlite, port))
+    proc = start_bridge(write_config(tmp_path, sim, sink, migrated_sqlite, port, soap_port))
     try:
         assert wait_until(lambda: http_get(base + "/healthz")[0] == 200), http_get(base + "/healthz")
         assert json.loads(http_get(base + "/healthz")[1]) == {"status": "ok", "problems": []}
@@ -149,6 +169,12 @@ def test_run_delivers_reports_health_and_drains_everything_on_sigterm(tmp_path, 
         assert metric(text, "bridge_events_accepted_total", server="pbx1", kind="raw") >= 1
         assert metric(text, "bridge_ami_link_up", server="pbx1") == 1
         assert metric(text, "bridge_delivery_latency_seconds_count", subscriber="erp") >= 1
+
+        assert soap_ping(soap_port, "1c", "soap-pw-1c") == 200
+        assert soap_ping(soap_port, "1c", "wrong") == 401
+        text = http_get(base + "/metrics")[1]
+        assert metric(text, "bridge_soap_requests_total", operation="GetActiveCalls", result="ok") == 1
+        assert metric(text, "bridge_soap_requests_total", operation="GetActiveCalls", result="rejected") == 1
 
         # Sized so the 15 s shutdown drain (runtime.DRAIN_TIMEOUT_S) can deliver all of it.
         flood = sim.flood(500, 2000, match_ratio=0.2, block=False)
@@ -168,7 +194,7 @@ def test_run_delivers_reports_health_and_drains_everything_on_sigterm(tmp_path, 
     accepted = {r["event_uuid"] for r in rows}
     assert accepted <= sink.delivered_ids()                           # every accepted event delivered
     assert len(accepted) > 100
-    assert AMI_SECRET not in err
+    assert AMI_SECRET not in err and "soap-pw-1c" not in err
 
 
 def test_runtime_refuses_unmigrated_database_naming_the_upgrade_command(tmp_path):
