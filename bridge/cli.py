@@ -164,7 +164,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bridge.preflight import run_checks
 
     config = load_config(args.config)
-    setup_logging_for(config, _log_level(args, "WARNING"))
+    # The OK/FAIL lines say it all; the parts' own retry logs would only repeat them.
+    setup_logging_for(config, _log_level(args, "CRITICAL"))
     results = run_checks(config, timeout_s=args.timeout)
     for result in results:
         print(result.line(), flush=True)

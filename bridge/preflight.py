@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 from bridge.config import Config, SubscriberConfig
 from bridge.errors import BridgeError
+
+AMI_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,11 @@ def check_ami(ami_cfg, timeout_s: float) -> CheckResult:
     client = AmiClient.from_config(ami_cfg)
     client.start()
     try:
-        if not client.wait_connected(timeout_s):
-            reason = client.stats.last_error or "no login within the timeout"
-            return CheckResult(name, False, str(reason))
+        deadline = time.monotonic() + timeout_s
+        # A refused login will not get better by retrying within the check: report it at once.
+        while not client.wait_connected(AMI_POLL_S):
+            if client.stats.auth_failures or time.monotonic() >= deadline:
+                return CheckResult(name, False, client.stats.last_error or "no login within the timeout")
         versions = f"Asterisk {client.asterisk_version or '?'}, AMI {client.ami_version or '?'}"
         return CheckResult(name, True, f"logged in as {ami_cfg.username} ({versions})")
     finally:
