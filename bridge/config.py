@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tomllib
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -116,6 +118,8 @@ class Config:
 
 
 # --- loading -----------------------------------------------------------------------------------
+# The loader lives in config_load.py / config_checks.py, which import these dataclasses; they are
+# imported inside the functions below so that importing the settings alone stays cheap and acyclic.
 # The TOML key of a field is its name, except float-seconds fields, whose TOML key drops the
 # `_s` unit suffix and takes a duration ("72h", "10m", "500ms", or a number of seconds):
 # `max_age = "72h"` → SubscriberConfig.max_age_s = 259200.0.
@@ -133,8 +137,6 @@ _SECTIONS = {  # TOML top-level key → (Config field, dataclass, is an array of
 
 def load_config(path, env: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and validate a TOML file; ConfigError lists every problem at once."""
-    import tomllib
-
     from bridge.errors import ConfigError
 
     try:
@@ -152,8 +154,6 @@ def load_config(path, env: Mapping[str, str] | None = None) -> Config:
 def parse_config(data: Mapping, source: str = "<config>",
                  env: Mapping[str, str] | None = None) -> Config:
     """Build a Config from already-parsed TOML; ConfigError lists every problem by key path."""
-    import os
-
     from bridge import config_load
     from bridge.errors import ConfigError
 
