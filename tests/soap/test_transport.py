@@ -115,3 +115,18 @@ def test_parse_retry_after_accepts_seconds_and_http_dates():
     assert parse_retry_after("120", 0) == 120
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10
     assert parse_retry_after("soon", 0) is None and parse_retry_after(None, 0) is None
+
+
+def test_debug_log_redacts_credentials_signature_and_secret_headers(sink, caplog):
+    import logging
+
+    from bridge.events.model import BridgeEvent
+
+    e = BridgeEvent(server="pbx1", name="UserEvent", kind="raw",
+                    headers=(("Secret", "ami-hunter2"), ("Exten", "202")), text="", order_key="k")
+    t = transport(sink.url, username="bridge", password="http-hunter2", signing_secret="sign-hunter2")
+    with caplog.at_level(logging.DEBUG, logger="bridge.soap.transport"):
+        push(t, e)
+    text = caplog.text
+    assert "POST" in text and "Exten" in text
+    assert "hunter2" not in text and "webhook-signature': '***'" in text
