@@ -97,10 +97,16 @@ def test_same_normalized_sequences_when_both_profiles_play_every_scenario(bridge
             call_id = sim.run_scenario(scenario, wait=True)
             assert sink.wait_for(_final(call_id)), (profile, scenario)
             runs.append([comparable(e) for e in sink.normalized(call_id)])
+        tech = "SIP" if profile == "asterisk11" else "PJSIP"
+        for outcome in ("answered", "noanswer", "busy", "failed"):
+            call_id = sim.run_scenario("originate", wait=True, outcome=outcome, channel=f"{tech}/202",
+                                       exten="902", action_id=f"orig-{outcome}")
+            assert sink.wait_for(_final(call_id)), (profile, outcome)
+            runs.append([comparable(e) for e in sink.normalized(call_id)])
         sequences[profile] = runs
         assert pipeline.tracker.active_calls() == []
     assert sequences["asterisk11"] == sequences["asterisk20"]
-    assert [len(r) for r in sequences["asterisk20"]] == [3, 2, 2, 2, 7, 7]
+    assert [len(r) for r in sequences["asterisk20"]] == [3, 2, 2, 2, 7, 7, 5, 2, 1, 1]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
