@@ -186,3 +186,17 @@ def test_every_routed_event_names_its_server_when_a_router_wrapper_reads_it(brid
     call_id = sim.run_scenario("noanswer", wait=True)
     assert sink.wait_for(_final(call_id))
     assert {server for server, _ in seen} == {"pbx1"} and {kind for _, kind in seen} == {"raw", "normalized"}
+
+
+def test_real_queue_captures_replayed_over_tcp_give_the_same_sequence(bridge_for):
+    from tests.calls.support import CAPTURE_11, CAPTURE_22
+
+    results = []
+    for profile, path in (("asterisk11", CAPTURE_11 / "queue-11.25.3.ami"),
+                          ("asterisk20", CAPTURE_22 / "queue-22.10.1.ami")):
+        sim, client, pipeline, sink, _ = bridge_for(profile, EVERYONE)
+        sim.replay(path)
+        assert sink.wait_for(lambda acc: any(e.get("CallState") == "ended" for e, _ in acc))
+        results.append([comparable(e) for e in sink.normalized()])
+    assert results[0] == results[1]
+    assert [r[0] for r in results[0]] == ["CallRinging"] * 4 + ["CallAnswered"] + ["CallEnded"] * 4
