@@ -262,3 +262,18 @@ def test_client_restarts_and_notifies_when_started_again_after_stop(sim, make_cl
     client.start()
     assert rec.wait_for(lambda r: len(r.connected) == 2)
     barrier(client)
+
+
+def test_every_event_delivered_in_order_when_flooded(sim, make_client):
+    client, rec = make_client()
+    assert client.wait_connected(WAIT_S)
+    barrier(client)
+    before = len(rec.events)
+    job = sim.flood(rate_per_s=100_000, count=3000, match_ratio=0.3, seed=3)
+    barrier(client)
+    flooded = rec.events[before:]
+    assert len(flooded) == job.sent == 3000
+    assert sum(m.event == "DialBegin" for m in flooded) == job.matched
+    uniqueids = [m.get("Uniqueid") for m in flooded if m.event != "DeviceStateChange"]
+    assert uniqueids == sorted(uniqueids, key=lambda u: int(u.split(".")[0][-6:]))  # stream order kept
+    assert client.stats.dropped == 0
