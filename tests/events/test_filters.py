@@ -8,7 +8,7 @@ from bridge.ami.protocol import Message
 from bridge.config import SubscriberConfig
 from bridge.errors import ConfigError
 from bridge.events.filters import SubscriberFilter
-from bridge.events.model import NORMALIZED, RAW, BridgeEvent
+from bridge.events.model import NORMALIZED, BridgeEvent
 from bridge.events.pipeline import raw_event
 
 DIAL_18 = Message.from_pairs([   # the design.md example, Asterisk 1.8
