@@ -67,8 +67,9 @@ class OutboxRow(Base):
         # FIFO probe: "is there an earlier pending row of this call for this subscriber?"
         Index("ix_outbox_order", "subscriber", "order_key", "id", postgresql_where=PENDING_ONLY,
               sqlite_where=PENDING_ONLY),
-        # Admin queries by status and time (purge, oldest pending, "dead since"), and by subscriber.
-        # Every index costs ingest speed, so no more than these.
+        # Admin queries by status and time (purge, oldest pending, "dead since"). A subscriber's
+        # pending rows come from ix_outbox_claim; other per-subscriber listings walk the primary
+        # key newest-first under a LIMIT. Every index adds B-tree work to each ingest insert (the
+        # bulk of ingest CPU on SQLite), so there is no separate subscriber index.
         Index("ix_outbox_status_created_at", "status", "created_at"),
-        Index("ix_outbox_subscriber_created_at", "subscriber", "created_at"),
     )

@@ -45,7 +45,6 @@ def upgrade() -> None:
     op.create_index("ix_outbox_order", "outbox", ["subscriber", "order_key", "id"],
                     postgresql_where=pending_only, sqlite_where=pending_only)
     op.create_index("ix_outbox_status_created_at", "outbox", ["status", "created_at"])
-    op.create_index("ix_outbox_subscriber_created_at", "outbox", ["subscriber", "created_at"])
 
 
 def downgrade() -> None:
