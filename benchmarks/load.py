@@ -171,7 +171,7 @@ def run_one(rate: float, seconds: float, subscribers: int, match_ratio: float, s
         try:
             if not sim.wait_logged_in(1, 20.0):
                 raise RuntimeError("bridge did not log in: " + (tmp / "bridge.log").read_text()[-2000:])
-            return measure(sim, bridge, sink, rate, seconds, match_ratio, tmp)
+            return {**measure(sim, bridge, sink, rate, seconds, match_ratio, tmp), "subscribers": subscribers}
         finally:
             if bridge.proc.poll() is None:
                 bridge.stop()
@@ -202,6 +202,7 @@ def measure(sim, bridge: BridgeProcess, sink, rate, seconds, match_ratio, tmp: P
     result = {"offered_per_s": flood.sent / flood_s, "sent": flood.sent, "matched": flood.matched,
               "seconds": flood_s, "accepted": final.get("bridge_events_accepted_total", accepted_at_end),
               "received": final.get("bridge_ami_events_received_total", 0.0),
+              "ami_reconnects": final.get("bridge_ami_reconnects_total", 0.0),
               "max_backlog": max((s[1] for s in samples), default=0.0), "peak_rss_mb": peak_rss_kb / 1024,
               "rss_samples_mb": [(round(t, 1), round(kb / 1024, 1), int(p)) for t, p, kb, _ in samples],
               "db_mb": db_bytes / 1e6, "rows_by_status": by_status, "exit_code": code, "sink_down": sink is None,
@@ -218,12 +219,18 @@ def measure(sim, bridge: BridgeProcess, sink, rate, seconds, match_ratio, tmp: P
 
 
 def run(loads=((5000.0, 60.0),), subscribers: int = 20, match_ratio: float = 0.2,
-        sink_down_seconds: float = 60.0, sink_down_rate: float = 5000.0) -> list[dict]:
-    """Every (offered events/s, seconds) load, then the sink-down run (0 s: skipped); a dict per run."""
+        sink_down_seconds: float = 60.0, sink_down_rate: float = 5000.0,
+        one_subscriber: tuple[float, float] | None = None) -> list[dict]:
+    """Every (offered events/s, seconds) load, the same with a single subscriber if asked (the
+    baseline that shows what fan-out to many subscribers costs), then the sink-down run."""
     results = []
     for rate, seconds in loads:
         print(f"load: {rate:,.0f} events/s for {seconds:g} s …", file=sys.stderr, flush=True)
         results.append(run_one(rate, seconds, subscribers, match_ratio))
+    if one_subscriber:
+        rate, seconds = one_subscriber
+        print(f"load: {rate:,.0f} events/s for {seconds:g} s, one subscriber …", file=sys.stderr, flush=True)
+        results.append(run_one(rate, seconds, 1, match_ratio))
     if sink_down_seconds > 0:
         print(f"load: sink down, {sink_down_rate:,.0f} events/s for {sink_down_seconds:g} s …",
               file=sys.stderr, flush=True)
@@ -242,9 +249,9 @@ def parse_loads(spec: str, default_seconds: float) -> list[tuple[float, float]]:
 
 def print_results(results: list[dict]) -> None:
     for r in results:
-        head = (f"offered {r['offered_per_s']:7,.0f}/s for {r['seconds']:.0f} s: received {r['received']:,.0f}, "
+        head = (f"offered {r['offered_per_s']:7,.0f}/s for {r['seconds']:.0f} s, {r['subscribers']} subscriber(s): received {r['received']:,.0f}, "
                 f"accepted {r['accepted']:,.0f} (matched sent {r['matched']:,}), max backlog {r['max_backlog']:,.0f} "
-                f"rows, peak RSS {r['peak_rss_mb']:.0f} MB")
+                f"rows, peak RSS {r['peak_rss_mb']:.0f} MB, AMI reconnects {r['ami_reconnects']:.0f}")
         if r["sink_down"]:
             rss = r["rss_samples_mb"]
             print(f"[sink down] {head}; outbox on disk {r['db_mb']:.1f} MB; RSS over the run "
@@ -263,12 +270,16 @@ def main(argv=None) -> int:
     parser.add_argument("--subscribers", type=int, default=20)
     parser.add_argument("--match", type=float, default=0.2)
     parser.add_argument("--sink-down-seconds", type=float, default=60.0, help="0 skips the sink-down run")
+    parser.add_argument("--one-subscriber", metavar="RATE:SECONDS",
+                        help="also run this load with a single subscriber (same-run fan-out baseline)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--json-stdout", action="store_true", help="also print one LOAD-JSON line (run.py)")
     args = parser.parse_args(argv)
     if args.serve_sink:
         return serve_sink(args.serve_sink)
-    results = run(parse_loads(args.loads, args.seconds), args.subscribers, args.match, args.sink_down_seconds)
+    one = parse_loads(args.one_subscriber, args.seconds)[0] if args.one_subscriber else None
+    results = run(parse_loads(args.loads, args.seconds), args.subscribers, args.match, args.sink_down_seconds,
+                  one_subscriber=one)
     print_results(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -145,32 +145,47 @@ def parse_load(text: str) -> list[Row]:
     m = find(r"^LOAD-JSON (.*)$", text)
     if not m:
         return [Row("end-to-end load", None, "", note="load.py printed no results")]
+    runs = json.loads(m.group(1))
+    single = {round(r["offered_per_s"], -2): r for r in runs if r.get("subscribers") == 1 and not r["sink_down"]}
     rows = []
-    for r in json.loads(m.group(1)):
-        offered = r["offered_per_s"]
-        matched_rate = r["matched"] / r["seconds"]
+    for r in runs:
         if r["sink_down"]:
-            rss = r["rss_samples_mb"]
-            first, last = (rss[0][1], rss[-1][1]) if rss else (None, None)
-            rows.append(Row(f"sink down {r['seconds']:.0f} s at {offered:,.0f} ev/s: bridge RSS start→end",
-                            last, "MB", "RSS at the first sample", first,
-                            last / first if first and last else None, "bounded", None,
-                            f"outbox on disk grew to {r['db_mb']:.1f} MB, {r['max_backlog']:,.0f} rows pending; "
-                            f"peak RSS {r['peak_rss_mb']:.0f} MB"))
-            continue
-        label = f"e2e {offered:,.0f} ev/s offered ({matched_rate:,.0f} matching/s)"
-        rows.append(Row(f"{label}: delivered/s during the flood", r["delivered_per_s"], "deliveries/s",
-                        "matching events offered/s", matched_rate,
-                        r["delivered_per_s"] / matched_rate if matched_rate else None,
-                        note=f"max backlog {r['max_backlog']:,.0f} rows, drain {r['drain_s']:.1f} s, "
-                             f"peak RSS {r['peak_rss_mb']:.0f} MB, received {r['received']:,.0f} of "
-                             f"{r['sent']:,} sent, unique delivered {r['unique_delivered']:,} of "
-                             f"{r['accepted']:,.0f} accepted"))
-        rows.append(Row(f"{label}: latency p50 / p99 / p99.9", r["p99_ms"], "ms (p99)",
-                        "p50 / p99.9", None, None,
-                        "≤ 100 ms p99" if abs(offered - 200) < 20 else "",
-                        (r["p99_ms"] <= 100) if abs(offered - 200) < 20 else None,
-                        f"p50 {r['p50_ms']:.1f} ms, p99.9 {r['p999_ms']:.1f} ms, max {r['max_ms']:.1f} ms"))
+            rows.append(sink_down_row(r))
+        elif r.get("subscribers") != 1:
+            rows += load_rows(r, single.get(round(r["offered_per_s"], -2)))
+    return rows
+
+
+def sink_down_row(r: dict) -> Row:
+    """Bounded = flat in the second half: RSS at the end within 10 % of RSS half-way through."""
+    rss = r["rss_samples_mb"]
+    first, last = (rss[0][1], rss[-1][1]) if rss else (None, None)
+    half = min(rss, key=lambda s: abs(s[0] - rss[-1][0] / 2))[1] if rss else None
+    pending = r.get("rows_by_status", {}).get("pending", 0)
+    return Row(f"sink down {r['seconds']:.0f} s at {r['offered_per_s']:,.0f} ev/s: bridge RSS at the end",
+               last, "MB", "RSS half-way through", half, last / half if half and last else None,
+               "≤ 1.10× half-way (flat)", (last <= 1.10 * half) if half and last else None,
+               f"first sample {first} MB; {pending:,} rows pending on disk ({r['db_mb']:.1f} MB incl. WAL) at the "
+               f"end; peak RSS {r['peak_rss_mb']:.0f} MB; AMI reconnects {r.get('ami_reconnects', 0):.0f}")
+
+
+def load_rows(r: dict, single: dict | None) -> list[Row]:
+    offered, matched_rate = r["offered_per_s"], r["matched"] / r["seconds"]
+    label = f"e2e {offered:,.0f} ev/s offered, {r['subscribers']} subscribers"
+    at_target = abs(offered - 200) < 20
+    rows = [Row(f"{label}: delivered/s during the flood", r["delivered_per_s"], "deliveries/s",
+                "matching events offered/s", matched_rate,
+                r["delivered_per_s"] / matched_rate if matched_rate else None,
+                note=f"max backlog {r['max_backlog']:,.0f} rows, drain {r['drain_s']:.1f} s after the flood, "
+                     f"peak RSS {r['peak_rss_mb']:.0f} MB; received {r['received']:,.0f} of {r['sent']:,} "
+                     f"sent, AMI reconnects {r.get('ami_reconnects', 0):.0f}; {r['unique_delivered']:,} ids delivered of {r['accepted']:,.0f} accepted")]
+    peer = single["p99_ms"] if single else None
+    rows.append(Row(f"{label}: p99 arrival→receipt", r["p99_ms"], "ms",
+                    "same load, 1 subscriber" if single else "", peer, r["p99_ms"] / peer if peer else None,
+                    "≤ 100 ms" if at_target else "", (r["p99_ms"] <= 100) if at_target else None,
+                    f"p50 {r['p50_ms']:.1f} ms, p99.9 {r['p999_ms']:.1f} ms, max {r['max_ms']:.1f} ms"
+                    + (f"; 1 subscriber: p50 {single['p50_ms']:.1f} ms, p99.9 {single['p999_ms']:.1f} ms"
+                       if single else "")))
     return rows
 
 
@@ -186,6 +201,7 @@ BENCHES = [
           repeat=lambda q: 1 if q else 2, best_key=lambda rows: rows[0].ours or 0.0),
     Bench("load", lambda q: [PY, "benchmarks/load.py", "--loads",
                              "200:10,1000:10,2500:10,5000:15" if q else "200:30,1000:30,2500:30,5000:60",
+                             "--one-subscriber", "200:10" if q else "200:30",
                              "--sink-down-seconds", "20" if q else "60", "--json-stdout"], parse_load,
           timeout_s=1800.0),
 ]
@@ -238,7 +254,8 @@ def table(rows: list[Row]) -> list[str]:
 
 
 def chart(load_rows_json: list[dict]) -> bool:
-    points = [r for r in load_rows_json if not r["sink_down"] and r.get("p99_ms") == r.get("p99_ms")]
+    points = [r for r in load_rows_json if not r["sink_down"] and r.get("subscribers") != 1
+              and r.get("p99_ms") == r.get("p99_ms")]
     if not points:
         return False
     import matplotlib
