@@ -204,3 +204,18 @@ def test_check_reports_fail_lines_and_exits_1_when_links_fail(tmp_path):
     assert lines[1].startswith("FAIL subscriber erp: ") and "unreachable" in lines[1]
     assert lines[2].startswith("FAIL database") and "asterisk-bridge db upgrade" in lines[2]
     assert "wrong-secret" not in result.stdout + result.stderr
+
+
+def test_error_output_lists_the_cause_chain_when_errors_are_chained():
+    from bridge.cli import format_error
+    from bridge.errors import OutboxError
+
+    try:
+        try:
+            raise ConnectionRefusedError("[Errno 111] Connection refused")
+        except ConnectionRefusedError as exc:
+            raise OutboxError("database upgrade failed") from exc
+    except OutboxError as exc:
+        text = format_error(exc)
+    assert text.splitlines() == ["error: database upgrade failed",
+                                 "  caused by: ConnectionRefusedError: [Errno 111] Connection refused"]
