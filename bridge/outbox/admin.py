@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from bridge.errors import BridgeError
 from bridge.outbox import queries
+from bridge.outbox.db import reader
 from bridge.outbox.models import DEAD, DELIVERED, PENDING, STATUSES
 
 LIST_COLUMNS = ("id", "subscriber", "status", "attempts", "event_name", "order_key", "created_at",
@@ -24,7 +25,7 @@ def _now() -> datetime:
 def stats(engine: Engine, now: datetime | None = None) -> list[dict]:
     """One row per subscriber: counts by status and the age of its oldest pending row (seconds)."""
     now = now or _now()
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         counts = queries.counts_by_status(conn)
     by_sub: dict[str, dict] = {}
     for subscriber, status, count, oldest in counts:
@@ -40,12 +41,12 @@ def list_rows(engine: Engine, status: str | None = None, subscriber: str | None 
               limit: int = 50) -> list[dict]:
     if status is not None and status not in STATUSES:
         raise BridgeError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         return queries.list_rows(conn, status, subscriber, limit)
 
 
 def show(engine: Engine, row_id: int) -> dict:
-    with engine.connect() as conn:
+    with reader(engine).connect() as conn:
         row = queries.get_row(conn, row_id)
     if row is None:
         raise BridgeError(f"no outbox row with id {row_id}")

@@ -13,6 +13,7 @@ from bridge.errors import OutboxError, SchemaError
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 UPGRADE_COMMAND = "asterisk-bridge db upgrade"
+READ_ONLY_OPTION = "outbox_read_only"
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_autocheckpoint: bool = True,
@@ -57,7 +58,17 @@ def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint: bool) ->
     def _on_begin(conn):
         # IMMEDIATE takes the write lock up front, so two writers wait on busy_timeout instead of
         # failing with SQLITE_BUSY when a deferred read transaction tries to upgrade to a write.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Connections from reader(engine) only read: a deferred BEGIN never waits for the lock.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine for read-only work (admin, metrics, probes): on SQLite it never takes the
+    write lock, so it neither waits for the writer's fsync nor delays it. Do not write through it."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def alembic_config(url: str | None = None):

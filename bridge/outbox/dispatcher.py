@@ -9,13 +9,14 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.errors import BridgeError, DeliveryError, DeliveryRejected
 from bridge.outbox import queries
+from bridge.outbox.db import reader
 from bridge.outbox.models import DEAD, PENDING
 from bridge.outbox.queries import ClaimedRow
 from bridge.outbox.retry import RetryPolicy
@@ -62,9 +63,12 @@ class Dispatcher:
         if release_leases_on_start is None:
             release_leases_on_start = engine.dialect.name == "sqlite"
         self._release_on_start = release_leases_on_start
-        self._workers = [_Worker(self, sub, i, transport_factory(sub), RetryPolicy.from_subscriber(sub),
-                                 batch_rows, poll_interval_s)
-                         for sub in self.subscribers for i in range(max(1, workers))]
+        self._groups: dict[str, list[_Worker]] = {}
+        for sub in self.subscribers:
+            group = self._groups.setdefault(sub.name, [])
+            group.extend(_Worker(self, sub, i, transport_factory(sub), RetryPolicy.from_subscriber(sub),
+                                 batch_rows, poll_interval_s, group) for i in range(max(1, workers)))
+        self._workers = [w for group in self._groups.values() for w in group]
 
     def start(self) -> None:
         if self._release_on_start:
@@ -75,10 +79,23 @@ class Dispatcher:
         for w in self._workers:
             w.start()
 
-    def notify(self) -> None:
-        """New rows were committed (OutboxWriter.on_commit): wake idle workers now."""
-        for w in self._workers:
-            w.wake.set()
+    def notify(self, subscribers: Iterable[str] | None = None) -> None:
+        """New rows were committed (OutboxWriter.on_commit): wake one idle worker per subscriber
+        (only of `subscribers` when given). Waking every worker on every 5 ms commit made dozens of
+        threads probe the database for nothing; a worker that claims a full batch wakes a sibling,
+        so a burst still gets all workers."""
+        wanted = None if subscribers is None else set(subscribers)
+        for group in self._groups.values():
+            if wanted is None or group[0].sub.name in wanted:
+                _wake_one(group)
+
+    def pending_counts(self) -> dict[str, int]:
+        with reader(self.engine).connect() as conn:
+            return queries.count_status(conn, PENDING)
+
+    def dead_counts(self) -> dict[str, int]:
+        with reader(self.engine).connect() as conn:
+            return queries.count_status(conn, DEAD)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop claiming; in-flight deliveries finish and are settled (bounded by `timeout_s`)."""
@@ -94,17 +111,14 @@ class Dispatcher:
         if self._own_engine and not any(w.is_alive() for w in self._workers):
             self.engine.dispose()
 
-    def pending_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return queries.count_status(conn, PENDING)
-
-    def dead_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return queries.count_status(conn, DEAD)
-
     def _jitter(self, policy: RetryPolicy, attempt: int, created_at, now, retry_after_s):
         with self._rng_lock:
             return policy.next_attempt_at(attempt, created_at, now, self._rng, retry_after_s)
+
+
+def _wake_one(group: list["_Worker"]) -> None:
+    idle = next((w for w in group if w.idle), None)
+    (idle or group[0]).wake.set()
 
 
 def _dispatch_engine(engine: Engine) -> Engine:
@@ -130,7 +144,7 @@ class _Worker(threading.Thread):
     """Claims and delivers one subscriber's rows until stopped."""
 
     def __init__(self, owner: Dispatcher, sub, index: int, transport, policy: RetryPolicy,
-                 batch_rows: int, poll_interval_s: float) -> None:
+                 batch_rows: int, poll_interval_s: float, group: list["_Worker"]) -> None:
         super().__init__(name=f"outbox-{sub.name}-{index}", daemon=True)
         self.owner, self.sub, self.transport, self.policy = owner, sub, transport, policy
         self.batch_rows, self.poll_interval_s = batch_rows, poll_interval_s
@@ -138,6 +152,8 @@ class _Worker(threading.Thread):
         self.lease_s = sub.connect_timeout_s + sub.read_timeout_s + LEASE_MARGIN_S
         self.stopping = threading.Event()
         self.wake = threading.Event()
+        self.idle = False             # waiting for work (notify() prefers idle workers)
+        self.group = group            # this subscriber's workers, self included
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -158,17 +174,26 @@ class _Worker(threading.Thread):
                 self.stopping.wait(DB_ERROR_WAIT_S)
             if not worked:
                 # Drain-then-wait: only sleep when a round found nothing to do.
+                self.idle = True
                 self.wake.wait(self.poll_interval_s)
+                self.idle = False
                 self.wake.clear()
 
     def _round(self) -> bool:
         now = self.owner._clock()
+        # A read-only probe first: on SQLite a claim is a write transaction that queues behind the
+        # ingest commit's fsync, so an idle subscriber should not take the write lock for nothing.
+        with reader(self.owner.engine).connect() as conn:
+            if not queries.has_due(conn, self.sub.name, now):
+                return False
         with self.owner.engine.begin() as conn:
             queries.relax_durability(conn)
             rows = queries.claim_batch(conn, self.sub.name, self.batch_rows, now,
                                        now + timedelta(seconds=self.lease_s), self.token)
         if not rows:
             return False
+        if len(rows) == self.batch_rows:   # more may be waiting: get a sibling going too
+            _wake_one([w for w in self.group if w is not self] or [self])
         delivered, retries, dead = [], [], []
         outcomes: list[tuple[ClaimedRow, BridgeError | None]] = []
         for row in rows:

@@ -104,6 +104,16 @@ def claim_batch(conn: Connection, subscriber: str, limit: int, now: datetime, le
     return rows
 
 
+# -- has_due: whether `subscriber` has a row worth claiming now (a read-only probe before claim_batch).
+def has_due(conn: Connection, subscriber: str, now: datetime) -> bool:
+    pending = literal_column("'pending'")  # inlined for the partial index, as in claim_batch
+    stmt = (select(T.c.id)
+            .where(T.c.subscriber == subscriber, T.c.status == pending, T.c.next_attempt_at <= now,
+                   or_(T.c.locked_until.is_(None), T.c.locked_until < now))
+            .limit(1))
+    return conn.execute(stmt).first() is not None
+
+
 # -- mark_delivered: settle rows as delivered at `now`, releasing their lease.
 def mark_delivered(conn: Connection, ids: Iterable[int], now: datetime) -> None:
     params = [{"b_id": i} for i in ids]
