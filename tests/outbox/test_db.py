@@ -60,3 +60,18 @@ def test_sqlite_engine_uses_wal_and_full_sync_when_created(sqlite_url):
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.SQLITE_BUSY_TIMEOUT_MS
     engine.dispose()
+
+
+def test_reader_does_not_wait_for_the_write_lock_when_sqlite(sqlite_url):
+    from bridge.outbox import admin
+
+    db.upgrade(sqlite_url)
+    engine = db.make_engine(sqlite_url)
+    try:
+        with engine.begin() as writer:          # BEGIN IMMEDIATE: holds the write lock
+            writer.execute(text("UPDATE outbox SET attempts = attempts + 1"))
+            assert admin.stats(engine) == []     # read-only: BEGIN (deferred), not blocked
+            with db.reader(engine).connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM outbox")).scalar() == 0
+    finally:
+        engine.dispose()
