@@ -24,6 +24,11 @@ DB_RETRY_BASE_S = 0.1          # a failed batch commit is retried after 0.1, 0.2
 DB_RETRY_CAP_S = 5.0
 IDLE_WAIT_S = 0.2              # how long the writer blocks on an empty queue before checking stop
 BACKPRESSURE_LOG_INTERVAL_S = 10.0
+# With a backlog of more than one batch already queued, commit up to this many batches' worth in
+# one transaction: those events gain nothing from separate fsyncs (each would wait for the ones
+# before it), and fewer fsyncs is what makes SQLite ingest fast (500 → 4,000 rows per commit
+# measured 13.6k → 18–21k events/s with FULL sync on this host).
+BACKLOG_BATCH_FACTOR = 8
 BUILT_BATCHES_MAX = 2          # built batches waiting for the committer (pipelining depth)
 
 
@@ -55,7 +60,8 @@ class OutboxWriter(threading.Thread):
     transaction. The two overlap: sqlite3 and psycopg release the GIL while the database works, so
     envelopes of batch k+1 are built during the fsync of batch k. A batch is flushed when it holds
     `batch_max_events` events or `batch_max_delay_s` after its first event arrived (defaults 500 /
-    5 ms: added latency is the window plus one commit). A full queue blocks accept() (backpressure,
+    5 ms: added latency is the window plus one commit); when more than a batch is already queued,
+    batches grow to BACKLOG_BATCH_FACTOR × that. A full queue blocks accept() (backpressure,
     counted); nothing is dropped. If the database is down, the same batch is retried with backoff
     until it commits.
     """
@@ -144,7 +150,10 @@ class OutboxWriter(threading.Thread):
             return []
         batch = [first]
         deadline = time.monotonic() + self.batch_max_delay_s
-        while len(batch) < self.batch_max_events:
+        limit = self.batch_max_events
+        if self._queue.qsize() >= limit:
+            limit *= BACKLOG_BATCH_FACTOR
+        while len(batch) < limit:
             try:
                 batch.append(self._queue.get_nowait())
                 continue

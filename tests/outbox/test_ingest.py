@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bridge.outbox import db
 from bridge.outbox.envelope import build_envelope
-from bridge.outbox.ingest import OutboxWriter
+from bridge.outbox.ingest import BACKLOG_BATCH_FACTOR, OutboxWriter
 from bridge.outbox.models import OutboxRow
 
 from tests.outbox.conftest import calls_interleaved, make_event
@@ -43,7 +43,23 @@ def test_events_are_committed_in_batches_in_accept_order_when_flooded(engine):
     assert len(rows) == 1000 and w.stats.committed == 500 and w.stats.rows == 1000
     assert [r.event_uuid for r in rows if r.subscriber == "erp"] == [e.event_uuid for e in events]
     assert sum(n for n, _ in commits) == 500 and len(commits) == w.stats.batches < 500
-    assert max(n for n, _ in commits) <= 100
+    assert max(n for n, _ in commits) <= 100 * BACKLOG_BATCH_FACTOR   # N, or N × factor on a backlog
+
+
+def test_batch_stops_at_n_events_unless_a_backlog_is_queued(engine):
+    commits = []
+    w = OutboxWriter(engine, batch_max_events=10, batch_max_delay_s=1.0,
+                     on_commit=lambda events, rows: commits.append(len(events)))
+    for e in calls_interleaved(3, 4):          # 12 queued before start: a backlog of ≥ N
+        w.accept(e, ["erp"])
+    w.start()
+    assert wait_until(lambda: sum(commits) == 12)
+    w.accept(make_event("late", 0), ["erp"])
+    assert wait_until(lambda: w._queue.qsize() == 0)   # the writer holds it, waiting for more
+    for i in range(1, 12):
+        w.accept(make_event("late", i), ["erp"])
+    w.stop(flush=True)
+    assert commits == [12, 10, 2]
 
 
 def test_stored_payload_is_the_envelope_when_committed(engine):
