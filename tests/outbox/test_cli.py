@@ -14,18 +14,17 @@ from bridge.outbox.ingest import outbox_rows
 
 from tests.outbox.conftest import make_event
 
-NOW = datetime.now(timezone.utc)
-
-
 @pytest.fixture
 def filled(engine):
     """Three rows: one delivered 10 days ago, one dead, one pending."""
+    # Taken per test, not at import: the suite may run for minutes before this fixture does.
+    now = datetime.now(timezone.utc)
     events = [make_event("A", 0), make_event("B", 0), make_event("C", 0)]
     with engine.begin() as conn:
-        for e, when in zip(events, (NOW - timedelta(days=10), NOW, NOW)):
+        for e, when in zip(events, (now - timedelta(days=10), now, now)):
             queries.insert_batch(conn, outbox_rows(e, ["erp"], build_envelope(e), when))
-        rows = queries.claim_batch(conn, "erp", 10, NOW, NOW + timedelta(minutes=1), "t")
-        queries.mark_delivered(conn, [rows[0].id], NOW)
+        rows = queries.claim_batch(conn, "erp", 10, now, now + timedelta(minutes=1), "t")
+        queries.mark_delivered(conn, [rows[0].id], now)
         queries.mark_dead(conn, [(rows[1].id, "attempt 3 rejected: SOAP Fault")])
         queries.release_leases(conn)
     return events, [r.id for r in rows]
