@@ -71,7 +71,8 @@ def find(pattern: str, text: str) -> re.Match | None:
 def parse_ami(text: str) -> list[Row]:
     rates = {}
     for label in ("ours (AmiParser)", "panoramisk", "asterisk-ami", "bytes.split ceiling"):
-        m = find(rf"^\s+{re.escape(label)}[^\n]*?\s{NUM}\s+{NUM}\s+{NUM}\s", text)
+        # columns: label (may hold a version like "1.4"), event count (plain digits), two rates
+        m = find(rf"^\s+{re.escape(label)}[^\n]*?\s(\d+)\s+([\d,]+)\s+([\d,]+)\s", text)
         if m:
             rates[label] = (num(m.group(2)), num(m.group(3)))
     lost = find(r"^\s+panoramisk[^\n]*?(\d+) of (\d+) lost", text)
@@ -172,7 +173,7 @@ def sink_down_row(r: dict, up: dict | None) -> Row:
                (r["peak_rss_mb"] <= 1.25 * peer) if peer else None,
                f"{pending:,} rows pending on disk at the end ({r['db_mb']:.1f} MB incl. WAL); RSS first "
                f"{rss[0][1] if rss else '?'} MB, half-way {half} MB, last {rss[-1][1] if rss else '?'} MB; "
-               f"AMI reconnects {r.get('ami_reconnects', 0):.0f}")
+               f"AMI reconnects {r.get('ami_reconnects', 0):.0f}. " + _why(Row("sink down", 0, ""), []))
 
 
 def load_rows(r: dict, single: dict | None) -> list[Row]:
@@ -182,7 +183,10 @@ def load_rows(r: dict, single: dict | None) -> list[Row]:
     rows = [Row(f"{label}: delivered/s during the flood", r["delivered_per_s"], "deliveries/s",
                 "matching events offered/s", matched_rate,
                 r["delivered_per_s"] / matched_rate if matched_rate else None,
-                note=f"max backlog {r['max_backlog']:,.0f} rows, drain {r['drain_s']:.1f} s after the flood, "
+                note=(f"the simulator dropped the bridge {r.get('ami_reconnects', 0):.0f}× for reading too slowly "
+                      "(as Asterisk does); events sent meanwhile were never received. "
+                      if r.get("ami_reconnects") else "")
+                + f"max backlog {r['max_backlog']:,.0f} rows, drain {r['drain_s']:.1f} s after the flood, "
                      f"peak RSS {r['peak_rss_mb']:.0f} MB; received {r['received']:,.0f} of {r['sent']:,} "
                      f"sent, AMI reconnects {r.get('ami_reconnects', 0):.0f}; {r['unique_delivered']:,} ids delivered of {r['accepted']:,.0f} accepted")]
     peer = single["p99_ms"] if single else None
