@@ -231,8 +231,10 @@ class Runtime:
 
     def count_status(self, status: str) -> dict[str, int]:
         from bridge.outbox import queries
+        from bridge.outbox.db import reader
 
-        with self.engine.connect() as conn:
+        # Read-only: on SQLite a metrics or health read must not take the writer's lock.
+        with reader(self.engine).connect() as conn:
             return queries.count_status(conn, status)
 
     def pending_total(self) -> int:

@@ -80,6 +80,6 @@ def asterisk_version(send: Send, timeout_s: float) -> str | None:
     try:
         result = wait(send(Action.build("CoreSettings")), timeout_s, "CoreSettings")
     except AmiError as exc:
-        log.info("CoreSettings unavailable (needs read=system): %s", exc.message)
+        log.info("CoreSettings unavailable (needs write=system or reporting in manager.conf): %s", exc.message)
         return None
     return result.response.get("AsteriskVersion")

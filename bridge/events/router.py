@@ -24,7 +24,11 @@ MAX_PLANS = 4096
 
 # Raw events the bridge itself needs whatever the subscribers say: the call model's, the
 # Originate outcome the SOAP service waits for, and the PBX's own lifecycle.
-NEEDED_EVENTS = tuple(sorted(set(CALL_EVENT_NAMES) | {"OriginateResponse", "FullyBooted", "Shutdown"}))
+# The call model's events, plus what the SOAP side keeps current from the stream:
+# OriginateResponse (GetOriginateStatus) and ExtensionStatus / DeviceStateChange (the
+# GetExtensionState cache); an AMI `Filter` must never hide them.
+NEEDED_EVENTS = tuple(sorted(set(CALL_EVENT_NAMES) | {
+    "OriginateResponse", "FullyBooted", "Shutdown", "ExtensionStatus", "DeviceStateChange"}))
 
 
 @dataclass(frozen=True)
