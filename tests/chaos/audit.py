@@ -82,8 +82,10 @@ def audit(scenario: str, faults: str, db_url: str, sink, stream, *, expect_all_o
             problems.append(f"id {event_id} delivered {len(receipts)}x with different bodies")
     unfinished = [r for r in rows if r["status"] != "delivered"]
     if unfinished:
-        problems.append(f"{len(unfinished)} row(s) not delivered: "
-                        f"{sorted({r['status'] for r in unfinished})}")
+        sample = [(r["id"], r["status"], r["attempts"], r["locked_by"], str(r["locked_until"]),
+                   str(r["next_attempt_at"]), r["last_error"]) for r in unfinished[:3]]
+        problems.append(f"{len(unfinished)} row(s) not delivered; first (id, status, attempts, locked_by, "
+                        f"locked_until, next_attempt_at, last_error): {sample}")
     if phantoms:
         problems.append(f"{len(phantoms)} receipt id(s) not in the outbox")
     problems += _order_problems(rows, first_index)

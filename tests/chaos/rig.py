@@ -13,7 +13,9 @@ from tests.chaos.stream import EventStream, SimHolder
 FULL = os.environ.get("BRIDGE_CHAOS_FULL") == "1"
 AMI_SECRET = "chaos-secret-4d1e"
 FILTER = "ChaosMatch: 1"
-DRAIN_TIMEOUT_S = 180.0 if FULL else 30.0
+# Longer than a dispatcher lease (connect 1 s + read 1 s + dispatcher.LEASE_MARGIN_S 60 s): a claim
+# whose COMMIT reply was lost with a killed connection stays leased, unworked, until it expires.
+DRAIN_TIMEOUT_S = 180.0 if FULL else 90.0
 POLL_S = 0.05
 
 
