@@ -28,7 +28,7 @@ def test_no_accepted_event_lost_when_ami_server_is_killed_and_restarted_mid_floo
             rig.restart_sim()
             assert wait_until(lambda: rig.client.stats.connects > before, 15.0), "no reconnect"
         tail = rig.check_link_receives()
-        drained = rig.drain()
+        drained = rig.drain(tail)
         result = audit("ami server kill+restart", f"{restarts} restarts", rig.db_url, rig.sink, rig.stream,
                        expect_all_offered=False)
     assert drained, result.problems
@@ -49,7 +49,7 @@ def test_ping_timeout_fires_and_link_recovers_when_ami_stalls_without_closing(tm
             rig.sim.resume()
             assert wait_until(lambda: rig.client.stats.connects > before, 15.0), "link did not recover"
         tail = rig.check_link_receives()
-        drained = rig.drain()
+        drained = rig.drain(tail)
         result = audit("ami link stall", f"{stalls} stalls → ping timeout", rig.db_url, rig.sink, rig.stream,
                        expect_all_offered=False)
     assert drained, result.problems

@@ -113,7 +113,7 @@ def test_no_accepted_event_lost_when_bridge_is_sigkilled_at_random_points(tmp_pa
             rig.restart()
         rig.stream.stop()
         tail = rig.stream.emit_now(20)                 # the restarted bridge receives new events
-        drained = rig.drain()
+        drained = rig.drain(tail)
         result = audit("bridge SIGKILL+restart", f"{kills} SIGKILLs", rig.db_url, rig.sink, rig.stream,
                        expect_all_offered=False)
         code = rig.bridge.terminate()
