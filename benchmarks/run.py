@@ -316,11 +316,11 @@ def _why(r: Row, rows: list[Row]) -> str:
                 + (f"; end to end through AMI, one subscriber, this run: p99 {fmt(one.peer, 'ms')}" if one else ""))
     if r.figure.startswith("e2e") and "p99" in r.figure:
         return (f"fan-out: the same load with 1 subscriber has p99 {fmt(r.peer, 'ms')} in this run, so the cost "
-                "is the 20 subscribers. Likely cause, from the code (not measured separately): each subscriber "
-                "has its own dispatcher workers (2 each: 40 threads), every outbox commit wakes all of them "
-                "(Runtime._on_commit → Dispatcher.notify()), and on SQLite every claim is a BEGIN IMMEDIATE "
-                "write transaction, so 40 threads queue on one write lock every 5 ms commit window. Waking only "
-                "the workers whose subscriber got rows would be the first thing to try"
+                "is the 20 subscribers (2 dispatcher workers each: 40 threads in one process, one SQLite "
+                "writer). Not profiled further; from the code: every outbox commit wakes one worker of every "
+                "subscriber (Runtime._on_commit calls Dispatcher.notify() without the batch's subscribers), and "
+                "each claim is a write transaction queued behind the ingest commit. Passing the batch's "
+                "subscribers to notify() would be the first thing to try"
                 if r.peer else "")
     if r.figure.startswith("sink down") or r.figure.startswith("sink-down"):
         return ("RSS grows at a similar rate with the sink up (same run), so undeliverable events are not "
