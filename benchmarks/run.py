@@ -337,7 +337,7 @@ def unmet(rows: list[Row]) -> list[str]:
             why = _why(r, rows)
             out.append(f"- **{r.figure}**: {fmt(r.ours, r.unit)} against {r.target}"
                        + (f" (peer {r.peer_name} {fmt(r.peer)}, {r.ratio:.2f}×)" if r.ratio else "")
-                       + (f". Why: {why}." if why else "."))
+                       + (f". Why: {why.rstrip('.')}." if why else "."))
         elif r.target and r.met is None:
             out.append(f"- **{r.figure}**: figure missing (see the raw output below)")
     return out
