@@ -152,7 +152,7 @@ def bench_latency(url: str, rate: float, seconds: float) -> tuple[list[float], l
         sent: dict[str, float] = {}
         sub = SubscriberConfig(name="erp", url=sink.url)
         dispatcher = Dispatcher(engine, [sub], workers=2)
-        writer = OutboxWriter(engine, on_commit=lambda events, rows: dispatcher.notify())
+        writer = OutboxWriter(engine, on_commit=lambda events, rows, subs: dispatcher.notify())
         dispatcher.start()
         writer.start()
         n = int(rate * seconds)

@@ -69,7 +69,7 @@ class OutboxWriter(threading.Thread):
     def __init__(self, engine: Engine, batch_max_events: int = 500, batch_max_delay_s: float = 0.005,
                  queue_max_events: int = 100_000,
                  envelope_builder: Callable[[BridgeEvent], str] = build_envelope,
-                 on_commit: Callable[[Sequence[BridgeEvent], int], None] | None = None,
+                 on_commit: Callable[[Sequence[BridgeEvent], int, set[str]], None] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(name="outbox-writer", daemon=True)
         self.engine = engine
@@ -216,7 +216,7 @@ class OutboxWriter(threading.Thread):
             self.stats.batches += 1
         if self.on_commit is not None:
             try:
-                self.on_commit([e for e, _ in batch], len(rows))
+                self.on_commit([e for e, _ in batch], len(rows), {row["subscriber"] for row in rows})
             except Exception:
                 log.exception("outbox on_commit hook failed")
 

@@ -23,7 +23,7 @@ class Bridge:
         self.delivered = []
         self.dispatcher = Dispatcher(engine, subs, on_delivered=lambda row, lat: self.delivered.append(row),
                                      poll_interval_s=0.05, **kw)
-        self.writer = OutboxWriter(engine, on_commit=lambda events, rows: self.dispatcher.notify())
+        self.writer = OutboxWriter(engine, on_commit=lambda events, rows, subs: self.dispatcher.notify())
 
     def __enter__(self):
         self.dispatcher.start()

@@ -33,7 +33,7 @@ def wait_until(predicate, timeout_s=10.0):
 def test_events_are_committed_in_batches_in_accept_order_when_flooded(engine):
     commits = []
     w = OutboxWriter(engine, batch_max_events=100, batch_max_delay_s=0.05,
-                     on_commit=lambda events, rows: commits.append((len(events), rows)))
+                     on_commit=lambda events, rows, subs: commits.append((len(events), rows)))
     w.start()
     events = calls_interleaved(50, 10)
     for e in events:
@@ -46,10 +46,23 @@ def test_events_are_committed_in_batches_in_accept_order_when_flooded(engine):
     assert max(n for n, _ in commits) <= 100 * BACKLOG_BATCH_FACTOR   # N, or N × factor on a backlog
 
 
+def test_commit_hook_names_only_the_subscribers_that_got_rows_when_routing_differs(engine):
+    seen = []
+    w = OutboxWriter(engine, on_commit=lambda events, rows, subs: seen.append((rows, subs)))
+    w.start()
+    first, second = calls_interleaved(1, 2)
+    w.accept(first, ["crm"])
+    assert wait_until(lambda: seen)
+    w.accept(second, ["erp", "crm"])
+    w.stop(flush=True)
+    # The dispatcher wakes only these subscribers' workers (Runtime._on_commit).
+    assert seen == [(1, {"crm"}), (2, {"erp", "crm"})]
+
+
 def test_batch_stops_at_n_events_unless_a_backlog_is_queued(engine):
     commits = []
     w = OutboxWriter(engine, batch_max_events=10, batch_max_delay_s=1.0,
-                     on_commit=lambda events, rows: commits.append(len(events)))
+                     on_commit=lambda events, rows, subs: commits.append(len(events)))
     for e in calls_interleaved(3, 4):          # 12 queued before start: a backlog of ≥ N
         w.accept(e, ["erp"])
     w.start()
