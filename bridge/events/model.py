@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import os
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping, Protocol, Sequence
@@ -10,10 +11,20 @@ from typing import Mapping, Protocol, Sequence
 RAW = "raw"
 NORMALIZED = "normalized"
 
+# Event ids need uniqueness, not secrecy. uuid.uuid4() asks the kernel for 16 random bytes per
+# call, which was a third of the AMI reader thread's time under a 5k events/s flood; a PRNG
+# seeded from the kernel (and reseeded in a forked child, so two processes never share a
+# stream) gives the same 122 random bits of a version-4 UUID at a fraction of the cost.
+_rng = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
+_VERSION_4 = (0x4 << 76) | (0x2 << 62)  # version nibble 4, RFC 4122 variant bits 10
+_CLEAR = ~((0xF << 76) | (0x3 << 62))
+
 
 def new_event_uuid() -> str:
-    """The idempotency key an ERP sees as `id`; stable across re-deliveries."""
-    return str(uuid.uuid4())
+    """The idempotency key an ERP sees as `id` (a version-4 UUID); stable across re-deliveries."""
+    h = "%032x" % ((_rng.getrandbits(128) & _CLEAR) | _VERSION_4)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import re
 import time
 from typing import Mapping
@@ -40,12 +41,18 @@ class ErpTransport:
                                                 max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        # Environment proxies (HTTP_PROXY) apply only when no proxy is configured explicitly.
+        # What requests would read from the environment on *every* POST (proxies, CA bundle,
+        # ~/.netrc: stat() calls that were a tenth of a busy bridge's profile) is read once here.
+        # Environment proxies (HTTP_PROXY) apply only when no proxy is configured explicitly;
+        # credentials come from the config only, never from ~/.netrc.
+        self.session.trust_env = False
         if cfg.proxy:
             self.session.proxies = {"http": cfg.proxy, "https": cfg.proxy}
+        else:
+            self.session.proxies = requests.utils.get_environ_proxies(cfg.url)
         if cfg.username is not None:
             self.session.auth = (cfg.username, cfg.password or "")
-        self.session.verify = cfg.ca_file if (cfg.verify_tls and cfg.ca_file) else bool(cfg.verify_tls)
+        self.session.verify = _verify_setting(cfg)
         self.session.headers.update({"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION}"',
                                      "User-Agent": f"asterisk-bridge/{__version__}"})
 
@@ -134,6 +141,17 @@ def _reason(exc: Exception) -> str:
         if marker in text:
             return marker
     return type(exc).__name__
+
+
+def _verify_setting(cfg) -> bool | str:
+    """requests' `verify`: off, the configured CA file, the environment's bundle, or True."""
+    if not cfg.verify_tls:
+        return False
+    if cfg.ca_file:
+        return cfg.ca_file
+    if cfg.url.lower().startswith("https:"):
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return True
 
 
 def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -103,12 +103,28 @@ def test_push_raises_retryable_without_secrets_when_connection_refused(sink):
     assert "hunter2" not in str(info.value) and "refused" in str(info.value)
 
 
-def test_tls_verification_is_on_by_default_and_ca_file_is_used_when_given():
+def test_tls_verification_is_on_by_default_and_ca_file_is_used_when_given(monkeypatch):
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
     assert transport("https://erp.example/ws").session.verify is True
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/env-bundle.pem")
+    assert transport("https://erp.example/ws").session.verify == "/etc/env-bundle.pem"
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     assert transport("https://erp.example/ws", ca_file="/etc/ca.pem").session.verify == "/etc/ca.pem"
     assert transport("https://erp.example/ws", verify_tls=False).session.verify is False
     t = transport("https://erp.example/ws", proxy="http://proxy:3128")
     assert t.session.proxies == {"http": "http://proxy:3128", "https": "http://proxy:3128"}
+
+
+def test_environment_is_read_once_when_transport_is_built(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://envproxy:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    t = transport("http://erp.example/ws")
+    # Not re-read per POST (requests' trust_env costs stat() calls on every request) …
+    assert t.session.trust_env is False
+    # … but what the environment said at start still applies.
+    assert t.session.proxies.get("http") == "http://envproxy:3128"
 
 
 def test_parse_retry_after_accepts_seconds_and_http_dates():
