@@ -10,7 +10,9 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 __all__ = ["ActionResult", "AmiClient", "AmiListener", "ClientStats", "backoff_delay"]
 
 LOGOFF_TIMEOUT_S = 1.0
+# A Pong may wait behind a backlog of events the reader has not parsed yet (a flood on a busy
+# host). While bytes keep arriving the peer is alive, so we wait up to this many ping timeouts
+# before calling the link dead; a stalled peer (nothing arrives) is still dead after one.
+LAGGING_PING_FACTOR = 6
 
 
 class AmiListener(Protocol):
@@ -318,14 +324,13 @@ class _Supervisor(threading.Thread):
         client._notify("on_disconnected", reason)
 
     def _keepalive(self, conn: AmiConnection) -> str:
-        """Ping every ping_interval_s; no Pong within ping_timeout_s means a stalled peer: dead."""
+        """Ping every ping_interval_s; a peer silent for ping_timeout_s after a Ping is stalled: dead."""
         client = self.client
         while not conn.closed.wait(client.ping_interval_s):
             if client._stop.is_set():
                 return "client stopped"
             try:
-                auth.wait(client._send(conn, Action.build(names.PING), client.ping_timeout_s + 1.0),
-                          client.ping_timeout_s, "Ping")
+                self._await_pong(conn)
             except AmiConnectionError as exc:
                 if conn.closed.is_set():
                     break
@@ -334,3 +339,21 @@ class _Supervisor(threading.Thread):
             except AmiError as exc:
                 log.warning("%s: Ping answered with an error: %s", client.name, exc.message)
         return "client stopped" if client._stop.is_set() else (conn.close_reason or "link lost")
+
+    def _await_pong(self, conn: AmiConnection) -> None:
+        """Ping once; AmiConnectionError when the peer is stalled (silent) or far too slow."""
+        timeout_s = self.client.ping_timeout_s
+        sent_at = time.monotonic()
+        hard_deadline = sent_at + timeout_s * LAGGING_PING_FACTOR
+        future = self.client._send(conn, Action.build(names.PING), timeout_s * LAGGING_PING_FACTOR + 1.0)
+        while True:
+            try:
+                future.result(timeout_s)
+                return
+            except FutureTimeout:
+                now = time.monotonic()
+                silent_s = now - conn.last_read
+                if silent_s >= timeout_s or now >= hard_deadline:
+                    raise AmiConnectionError(f"no answer to Ping within {now - sent_at:.1f} s "
+                                             f"(last bytes {silent_s:.1f} s ago)") from None
+                log.debug("%s: Pong late but events still arriving; waiting on", self.client.name)

@@ -105,6 +105,7 @@ class AmiConnection(threading.Thread):
         # Counters go straight to the owner's stats (attributes messages, unmatched, dropped).
         self._stats = stats if stats is not None else _Counters()
         self._dropped_seen = 0
+        self.last_read = time.monotonic()  # when bytes last arrived (the keepalive reads it)
         sock.setblocking(False)
 
     # --- called from any thread -------------------------------------------------------------
@@ -216,6 +217,7 @@ class AmiConnection(threading.Thread):
             if not data:
                 self.close("connection closed by peer")
                 return False
+            self.last_read = time.monotonic()
             self._parser.feed(data)
             self._handle_parsed()
             if self._parser.dropped != self._dropped_seen:

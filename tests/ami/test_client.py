@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import random
 import subprocess
+import threading
 
 import pytest
 
 from bridge.ami.client import AmiClient, backoff_delay
 from bridge.ami.protocol import Action
+from bridge.ami.sim_session import SimSession
 from bridge.ami.simulator import AmiSimulator
 from bridge.config import AmiConfig
 from bridge.errors import AmiActionError, AmiConnectionError, AmiEncodeError
@@ -97,6 +99,23 @@ def test_link_declared_dead_when_server_stalls_without_closing(sim, make_client)
     assert client.stats.ping_timeouts == 1 and not client.connected
     sim.resume()
     assert rec.wait_for(lambda r: len(r.connected) == 2)
+
+
+def test_link_stays_up_when_pong_is_late_but_events_keep_arriving(sim, make_client, monkeypatch):
+    # A flooded reader can be seconds behind the socket, so the Pong queues behind events.
+    # That peer is alive: only silence after a Ping means a stalled link.
+    def late_pong(session, msg):
+        threading.Timer(1.0, lambda: session.reply(msg, ("Ping", "Pong"))).start()
+
+    client, rec = make_client(ping_interval_s=0.1, ping_timeout_s=0.3)
+    assert rec.wait_for(lambda r: r.connected)
+    monkeypatch.setattr(SimSession, "_action_ping", late_pong)
+    sim.flood(rate_per_s=200, count=500, block=True)   # 2.5 s of events, several Pongs 1 s late
+    assert rec.disconnected == [] and client.stats.ping_timeouts == 0 and client.connected
+    sim.stall()   # and silence is still caught
+    assert rec.wait_for(lambda r: r.disconnected)
+    assert rec.disconnected[0].startswith("ping timeout")
+    sim.resume()
 
 
 def test_pending_actions_fail_fast_when_link_drops(sim, make_client):
