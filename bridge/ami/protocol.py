@@ -253,8 +253,11 @@ class AmiParser:
                 self._want_banner = False
                 return None
             return NEED_DATA
-        line = _decode_line(bytes(buf[pos:nl]).rstrip(b"\r"))
         self._want_banner = False
+        if nl - pos > self.max_line:
+            # Too long to be a banner, the same verdict as above when it arrives in pieces.
+            return None
+        line = _decode_line(bytes(buf[pos:nl]).rstrip(b"\r"))
         if ": " in line or "/" not in line:
             return None  # no banner (a capture that starts mid-session): parse it as a message
         self._pos = nl + 1
