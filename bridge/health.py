@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import Callable, Sequence
 
-from cheroot import wsgi
-
 from bridge.config_checks import parse_listen
-from bridge.errors import BridgeError
+from bridge.httpserver import HttpServer
 
 log = logging.getLogger(__name__)
 
 SERVER_THREADS = 4
-START_TIMEOUT_S = 5.0
 
 HealthCheck = Callable[[], Sequence[str]]  # returns the problems; empty means healthy
 
@@ -57,34 +53,9 @@ class HealthApp:
         return [body]
 
 
-class HealthServer:
-    """cheroot serving HealthApp on [metrics] listen (loopback by default); start()/stop(), .port."""
+class HealthServer(HttpServer):
+    """HealthApp on [metrics] listen (loopback by default); start()/stop(), .port."""
 
     def __init__(self, listen: str, metrics, check: HealthCheck) -> None:
-        host, port = parse_listen(listen)
-        self._server = wsgi.Server((host, port), HealthApp(metrics, check), numthreads=SERVER_THREADS,
-                                   server_name="asterisk-bridge")
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._server.bind_addr[1]
-
-    @property
-    def host(self) -> str:
-        return self._server.bind_addr[0]
-
-    def start(self) -> "HealthServer":
-        try:
-            self._server.prepare()
-        except OSError as exc:
-            raise BridgeError(f"metrics server cannot listen on {self._server.bind_addr}: {exc}") from exc
-        self._thread = threading.Thread(target=self._server.serve, name="health-http", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.stop()
-            self._thread.join(START_TIMEOUT_S)
-            self._thread = None
+        super().__init__(HealthApp(metrics, check), parse_listen(listen), name="metrics server",
+                         threads=SERVER_THREADS)
