@@ -58,6 +58,8 @@ class SoapConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_body_bytes: int = 256 * 1024
+    max_header_bytes: int = 64 * 1024  # request line + headers; larger gets 431
+    request_timeout_s: float = 10.0    # the whole request (head and body) must arrive within this
     threads: int = 16
 
 

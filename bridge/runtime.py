@@ -169,14 +169,15 @@ class Runtime:
             return
         from bridge.soap.app import build_app
         from bridge.soap.backend import BridgeBackend
-        from bridge.soap.server import SoapServer
+        from bridge.soap.server import SoapServer, gate_limits
 
         soap = self.config.soap
         # The backend adds its own listeners (Originate outcomes, extension states) to the clients.
         backend = BridgeBackend({c.name: c for c in self.clients}, self.tracker, soap_cfg=soap,
                                 pending_count=self.pending_total)
         app = SoapMetricsMiddleware(build_app(backend, soap), self.metrics)
-        self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads)
+        self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads,
+                                      limits=gate_limits(soap))
         self.soap_server.start()
 
     def _start_health(self) -> None:
