@@ -139,6 +139,20 @@ class ErpTransport:
                                         status_code=resp.status_code)
             chunks.append(chunk)
 
+    def probe(self, timeout_s: float) -> tuple[int, str]:
+        """GET the endpoint's ?wsdl with the delivery settings (auth, TLS verification, CA file,
+        proxy, no redirects): (HTTP status, redirect target host or ""). Raises DeliveryRetryable
+        when the endpoint cannot be reached."""
+        url = self.url + ("&wsdl" if "?" in self.url else "?wsdl")
+        try:
+            resp = self.session.get(url, timeout=(timeout_s, timeout_s), stream=True, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise DeliveryRetryable(f"{self._where()} unreachable: {_reason(exc)}") from exc
+        try:
+            return resp.status_code, _host_of(resp.headers.get("Location") or "")
+        finally:
+            resp.close()
+
     def reap_if_late(self, now: float) -> None:
         """Called by the reaper thread: cut the connection of an answer past its deadline."""
         with self._guard:
