@@ -61,6 +61,7 @@ class SoapConfig:
     max_body_bytes: int = 256 * 1024
     max_header_bytes: int = 64 * 1024  # request line + headers; larger gets 431
     request_timeout_s: float = 10.0    # the whole request (head and body) must arrive within this
+    allow_anonymous: bool = False      # no users and a non-loopback allow-list: refused unless true
     threads: int = 16
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from bridge.config import Config
+from bridge.controls import escape_controls
 
 REDACTED = "***"
 # Whatever the secret list misses, never let `secret=`/`password=` values, URL passwords or
@@ -23,17 +24,6 @@ _AUTH_HEADER_RE = re.compile(r"(?i)\b((?:proxy-)?authorization\W{1,8}(?:basic|di
                              r"[^\s'\"\],]{1,8192}")
 # A record longer than this is cut (after redaction): one hostile value must not fill the journal.
 MAX_MESSAGE_CHARS = 8192
-# C0 controls and DEL would let a value forge log lines (\n) or drive the admin's terminal (ESC);
-# they are written as visible escapes. Tab stays. Tracebacks keep their newlines (exc_text).
-_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0a, 0x20), 0x7f]}
-_CONTROL_ESCAPES.update({0x0a: "\\n", 0x0d: "\\r"})
-
-
-def escape_controls(text: str) -> str:
-    """`text` with control characters as visible escapes (one C-level pass)."""
-    return text.translate(_CONTROL_ESCAPES)
-
-
 def config_secrets(config: Config) -> list[str]:
     """Every secret value a Config holds: AMI secrets, SOAP passwords, subscriber passwords and
     signing secrets, and the database URL's password."""
@@ -79,6 +69,7 @@ class RedactingFilter(logging.Filter):
         message = self.redact(message[:4 * MAX_MESSAGE_CHARS])
         if len(message) > MAX_MESSAGE_CHARS:
             message = f"{message[:MAX_MESSAGE_CHARS]}… [cut at {MAX_MESSAGE_CHARS} characters]"
+        # One record is one line: a peer's CR/LF cannot forge another (tracebacks keep theirs).
         record.msg, record.args = escape_controls(message), None
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)

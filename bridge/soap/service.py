@@ -83,9 +83,12 @@ class BridgeService(ServiceBase):
         with translated():
             if not channel and not call_id:
                 raise SoapRequestError("channel or callId: one of them is required", faultcode=v.INVALID_ARGUMENT)
+            backend = _backend(ctx)
             chan = v.channel(channel) if channel else None
+            if chan is not None:
+                v.check_live_channel_allowed(chan, backend.channel_patterns)
             cid = v.call_id(call_id, required=False)
-            return _backend(ctx).hangup(channel=chan, call_id=cid, server=v.server(server))
+            return backend.hangup(channel=chan, call_id=cid, server=v.server(server))
 
     @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode,
          _in_variable_names={"channel": "channel", "context": "context", "exten": "exten", "server": "server"},
@@ -95,6 +98,7 @@ class BridgeService(ServiceBase):
             backend = _backend(ctx)
             chan, ctxt, ext = v.channel(channel), v.context(context), v.exten(exten)
             v.check_context_allowed(ctxt, backend.soap_cfg)  # type: ignore[arg-type]
+            v.check_live_channel_allowed(chan, backend.channel_patterns)
             backend.redirect(chan, ctxt, ext, v.server(server))
             return True
 
