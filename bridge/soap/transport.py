@@ -14,6 +14,7 @@ from typing import Mapping
 
 import requests
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from bridge import __version__
 from bridge.errors import DeliveryRejected, DeliveryRetryable
@@ -61,9 +62,6 @@ class ErpTransport:
         self._cut = False
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        # Deliveries never follow redirects: a 301/302 would turn the POST into a GET elsewhere
-        # (and look delivered), a 307/308 would send the signed event to another host.
-        self.session.max_redirects = 0
         # What requests would read from the environment on *every* POST (proxies, CA bundle,
         # ~/.netrc: stat() calls that were a tenth of a busy bridge's profile) is read once here.
         # Environment proxies (HTTP_PROXY) apply only when no proxy is configured explicitly;
@@ -106,6 +104,8 @@ class ErpTransport:
             self._deadline, self._cut = time.monotonic() + total_s, False
         _Reaper.watch(self)
         try:
+            # Never follow redirects: a 301/302 would turn the POST into a GET elsewhere (and look
+            # delivered), a 307/308 would send the signed event to another host.
             resp = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout,
                                      stream=True, allow_redirects=False)
             try:
@@ -114,11 +114,11 @@ class ErpTransport:
                 resp.close()
         except requests.Timeout as exc:
             raise DeliveryRetryable(f"timeout after {self._timeout_text(exc)} posting to {self._where()}") from exc
-        except (requests.RequestException, OSError) as exc:
+        except (requests.RequestException, Urllib3Error, OSError) as exc:   # urllib3's: from raw.read()
             if self._cut:
                 raise DeliveryRetryable(f"no complete answer from {self._where()} within {total_s:g} s "
                                         "(connect_timeout + read_timeout)") from exc
-            if isinstance(exc, requests.ConnectionError):
+            if isinstance(exc, (requests.ConnectionError, Urllib3Error, OSError)):
                 raise DeliveryRetryable(f"connection failed to {self._where()}: {_reason(exc)}") from exc
             raise DeliveryRetryable(f"HTTP error posting to {self._where()}: {type(exc).__name__}") from exc
         finally:
