@@ -17,7 +17,7 @@ class DatabaseConfig:
     batch_max_events: int = 500        # group commit: flush at N events …
     batch_max_delay_s: float = 0.005   # … or after T seconds, whichever first
     queue_max_events: int = 100_000    # writer queue; full → backpressure (counted), never drop
-    queue_max_bytes: int = 64 * 1024 * 1024   # the same queue bounded by the events' text size
+    queue_max_bytes: int = 64 * 1024 * 1024   # the same queue bounded by the events' size in memory
 
 
 @dataclass(frozen=True)

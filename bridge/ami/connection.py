@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.1            # how often deadlines and the stop flag are checked
 RECV_CHUNK_BYTES = 256 * 1024
 MAX_OUTBOUND_BYTES = 8 * 1024 * 1024  # a peer that stops reading this much is dead to us
+READS_PER_TURN = 8               # recv() calls per loop turn before pending writes go out
 PAUSE_NOTICE_S = 0.05           # a hand-off to on_event longer than this is backpressure, not work
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError)
 
@@ -191,11 +192,15 @@ class AmiConnection(threading.Thread):
                 want_write = not want_write
                 mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
                 selector.modify(self._sock, mask)
-            for key, mask in selector.select(POLL_INTERVAL_S):
+            # TLS may hold decrypted bytes the socket no longer signals (a bounded _read left them).
+            tls_pending = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0
+            for key, mask in selector.select(0 if tls_pending else POLL_INTERVAL_S):
                 if key.fileobj is self._wake_r:
                     self._drain_wake()
                 elif mask & selectors.EVENT_READ and not self._read():
                     return
+            if tls_pending and not self._read():
+                return
             if self._outbuf and not self._write():
                 return
             now = time.monotonic()
@@ -221,7 +226,9 @@ class AmiConnection(threading.Thread):
             pass
 
     def _read(self) -> bool:
-        while True:
+        # Bounded: under a flood there is always more to read, and a reader that never returns
+        # to the loop never writes our Ping (the link then looked dead though the peer was fine).
+        for _ in range(READS_PER_TURN):
             try:
                 data = self._sock.recv(RECV_CHUNK_BYTES)
             except _WOULD_BLOCK:
@@ -240,6 +247,7 @@ class AmiConnection(threading.Thread):
                 self._dropped_seen = self._parser.dropped
             if self._stop_event.is_set():
                 return False
+        return True
 
     def _write(self) -> bool:
         with self._lock:

@@ -42,6 +42,12 @@ class WriterStats:
     db_failures: int = 0
 
 
+def _cost(event: BridgeEvent) -> int:
+    """What a queued event costs in memory, roughly: its text and its header values (the same
+    characters again, up to 2 bytes each once one is Cyrillic), then its envelope, plus objects."""
+    return 4 * len(event.text) + 1024
+
+
 def outbox_rows(event: BridgeEvent, subscribers: Sequence[str], payload: str, now: datetime,
                 status: str = PENDING) -> list[dict]:
     """The outbox rows (one per subscriber) for an accepted event, due at once."""
@@ -85,6 +91,7 @@ class OutboxWriter(threading.Thread):
         self.queue_max_bytes = max(1, queue_max_bytes)
         self._queued_bytes = 0
         self._room = threading.Condition()
+        self._batch_bytes: queue.Queue = queue.Queue()   # bytes of each collected batch, in order
         # Built batches waiting for the committer; small, so a stuck database backs up into _queue
         # (where accept() applies backpressure) rather than into memory here.
         self._built: queue.Queue = queue.Queue(maxsize=BUILT_BATCHES_MAX)
@@ -103,7 +110,7 @@ class OutboxWriter(threading.Thread):
         """Queue `event` for `subscribers`; blocks while the queue is full (never drops)."""
         if not subscribers:
             return
-        size = len(event.text) + 256        # text plus the event's own overhead, roughly
+        size = _cost(event)
         item = (event, tuple(subscribers), size)
         with self._room:
             if self._queued_bytes and self._queued_bytes + size > self.queue_max_bytes:
@@ -161,11 +168,17 @@ class OutboxWriter(threading.Thread):
 
     def _collect(self) -> list[tuple[BridgeEvent, tuple[str, ...]]]:
         batch = self._collect_items()
+        # The bytes stay counted until the batch is committed (_release): with the database
+        # stuck, built batches waiting to commit are memory too.
         if batch:
-            with self._room:
-                self._queued_bytes -= sum(size for _, _, size in batch)
-                self._room.notify_all()
+            self._batch_bytes.put(sum(size for _, _, size in batch))
         return [(event, subs) for event, subs, _ in batch]
+
+    def _release(self) -> None:
+        size = self._batch_bytes.get_nowait()
+        with self._room:
+            self._queued_bytes -= size
+            self._room.notify_all()
 
     def _collect_items(self) -> list:
         try:
@@ -234,6 +247,7 @@ class OutboxWriter(threading.Thread):
                     row["created_at"] = row["next_attempt_at"] = now
                 continue
             break
+        self._release()
         with self._lock:
             self.stats.committed += len(batch)
             self.stats.rows += len(rows)

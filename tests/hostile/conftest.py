@@ -194,6 +194,30 @@ class BridgeProcess:
         finally:
             engine.dispose()
 
+    def counts(self, event_name: str) -> dict[str, int]:
+        """Rows of `event_name` by status (no payloads read: they may be large)."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.db_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT status, count(*) FROM outbox WHERE event_name = :n "
+                                         "GROUP BY status"), {"n": event_name})
+                return {status: n for status, n in rows}
+        finally:
+            engine.dispose()
+
+    def uuids(self, event_name: str) -> set[str]:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.db_url)
+        try:
+            with engine.connect() as conn:
+                return {r[0] for r in conn.execute(text("SELECT event_uuid FROM outbox WHERE event_name = :n"),
+                                                    {"n": event_name})}
+        finally:
+            engine.dispose()
+
     def stop(self) -> int | None:
         if self.proc is None:
             return None
