@@ -134,6 +134,9 @@ class ErpTransport:
                 return b"".join(chunks)
             total += len(chunk)
             if total > MAX_RESPONSE_BYTES:
+                # The exception's traceback keeps this frame alive (the dispatcher holds a batch's
+                # outcomes): drop the megabyte read so far first.
+                chunks.clear()
                 raise DeliveryRetryable(f"HTTP {resp.status_code} from {self._where()}: the answer is larger "
                                         f"than {MAX_RESPONSE_BYTES} bytes (not read further)",
                                         status_code=resp.status_code)
