@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import selectors
+from collections import deque
 import socket
 import ssl
 import time
@@ -72,7 +73,8 @@ class RequestGate(ConnectionManager):
     def __init__(self, server, limits: GateLimits) -> None:
         super().__init__(server)
         self.limits = limits
-        self._waiting: dict[int, _Waiting] = {}
+        self._waiting: dict[int, _Waiting] = {}     # touched by the gate thread only
+        self._returned: deque = deque()               # (conn, pipelined bytes) from workers
         self._last_refusal_log = 0.0
         self.refused = 0                   # counters, for tests and logs
         self.timed_out = 0
@@ -81,20 +83,26 @@ class RequestGate(ConnectionManager):
     # -- cheroot's hooks ----------------------------------------------------------------------
 
     def put(self, conn) -> None:
-        """A worker finished a request on a keep-alive connection: wait for the next one here."""
+        """A worker finished a request on a keep-alive connection: wait for the next one here.
+
+        Runs on the worker thread; a pipelined next request already read by the worker is handed
+        to the gate thread (only that thread touches the waiting table)."""
         conn.last_used = time.time()
         rfile = conn.rfile
-        leftover = b""
-        if rfile.has_data():           # a pipelined next request, already read by the worker
+        if rfile.has_data():
             leftover = bytes(rfile._read_buf[rfile._read_pos:])
             rfile._read_buf, rfile._read_pos = b"", 0
-        fd = conn.socket.fileno()
-        if leftover:
-            item = _Waiting(conn, time.monotonic())
+            self._returned.append((conn, leftover))
+        else:
+            self._selector.register(conn.socket.fileno(), selectors.EVENT_READ, data=conn)
+
+    def _take_returned(self) -> None:
+        while self._returned:
+            conn, leftover = self._returned.popleft()
+            fd = conn.socket.fileno()
+            item = self._waiting[fd] = _Waiting(conn, time.monotonic())
             item.buf += leftover
-            self._waiting[fd] = item
-        self._selector.register(fd, selectors.EVENT_READ, data=conn)
-        if leftover:
+            self._selector.register(fd, selectors.EVENT_READ, data=conn)
             self._advance(fd, item)
 
     def _run(self, expiration_interval: float) -> None:
@@ -105,6 +113,7 @@ class RequestGate(ConnectionManager):
             except OSError:
                 self._remove_invalid_sockets()
                 continue
+            self._take_returned()
             for fd, conn in active:
                 if conn is self.server:
                     self._accept()

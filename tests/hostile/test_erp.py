@@ -78,6 +78,7 @@ def test_a_huge_erp_answer_is_not_read_into_memory(rig):
     rows = rows_of(bridge, keys)
     assert all(r["status"] == "pending" for r in rows)
     assert any("larger than" in (r["last_error"] or "") for r in rows)
+    print(f"figures: huge ERP answer RSS +{(peak - before) // 1024} MiB")
     assert peak - before < 48 * 1024, f"RSS grew by {(peak - before) // 1024} MiB"
     settle(bridge, erp, keys)
 
