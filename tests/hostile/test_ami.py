@@ -80,8 +80,16 @@ def _flood_while_locked(bridge, simulator, event_size: int, count: int, hold_s: 
     sender.start()
     time.sleep(hold_s)
     figures = {"rss_delta_kib": bridge.rss_kib() - before}
-    figures["health"], figures["health_s"] = bridge.healthz()
-    figures["ping"], figures["ping_s"] = bridge.ping()
+    # Three probes each; the median is what a user sees (this 2-core box is shared with other
+    # jobs, so one probe can be unlucky), the slowest is bounded too.
+    healths = [bridge.healthz() for _ in range(3)]
+    pings = [bridge.ping() for _ in range(3)]
+    figures["health"] = max(status for status, _ in healths)
+    figures["health_s"] = sorted(seconds for _, seconds in healths)[1]
+    figures["health_max_s"] = max(seconds for _, seconds in healths)
+    figures["ping"] = max(status for status, _ in pings)
+    figures["ping_s"] = sorted(seconds for _, seconds in pings)[1]
+    figures["ping_max_s"] = max(seconds for _, seconds in pings)
     lock.execute("ROLLBACK")
     lock.close()
     sender.join(60)
@@ -111,8 +119,8 @@ def test_garbage_flood_is_bounded_in_bytes_and_loses_nothing(bridge_factory, sim
         figures = _flood_while_locked(bridge, simulator, 48 * 1024, 320)
         print(f"garbage flood: {figures}")
         _all_delivered(bridge, erp, figures["offered"])
-    assert figures["health"] == 200 and figures["health_s"] < LEGIT_S
-    assert figures["ping"] == 200 and figures["ping_s"] < LEGIT_S
+    assert figures["health"] == 200 and figures["health_s"] < LEGIT_S and figures["health_max_s"] < 3 * LEGIT_S
+    assert figures["ping"] == 200 and figures["ping_s"] < LEGIT_S and figures["ping_max_s"] < 3 * LEGIT_S
     assert figures["rss_delta_kib"] < 48 * 1024, f"RSS grew by {figures['rss_delta_kib'] // 1024} MiB"
     log = bridge.log()
     assert "AMI disconnected" not in log
@@ -133,7 +141,7 @@ def test_a_full_intake_queue_is_backpressure_not_a_dead_link(bridge_factory, sim
     log = bridge.log()
     assert "outbox writer queue full" in log                # the pause did happen
     assert "ping timeout" not in log and "AMI disconnected" not in log
-    assert figures["ping"] == 200 and figures["ping_s"] < LEGIT_S
+    assert figures["ping"] == 200 and figures["ping_s"] < LEGIT_S and figures["ping_max_s"] < 3 * LEGIT_S
 
 
 def test_policy_reaches_local_channels_hangup_and_redirect(bridge_factory, simulator):
