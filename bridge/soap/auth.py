@@ -20,11 +20,11 @@ HASH_SCHEME = "pbkdf2_sha256"
 DEFAULT_ITERATIONS = 600_000
 SALT_BYTES = 16
 REALM = "asterisk-bridge"
-# Unverified passwords are hashed at most this many at a time (one per core here): a crowd of
-# wrong passwords then costs two cores, not every SOAP thread, and a cached user's Ping still
-# finds a thread. A check that cannot get a slot within HASH_WAIT_S is answered 503.
-MAX_CONCURRENT_HASHES = 2
-HASH_WAIT_S = 0.25
+# Unverified passwords are hashed one at a time: a crowd of wrong passwords then costs one core,
+# not every core and every SOAP thread, and a cached user's Ping still finds a thread and a CPU.
+# A check that cannot get the slot within HASH_WAIT_S is answered 503 (Retry-After: 1).
+MAX_CONCURRENT_HASHES = 1
+HASH_WAIT_S = 0.1
 MAX_LOGGED_USER_CHARS = 64
 
 

@@ -280,12 +280,13 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
 
 @pytest.fixture(scope="module")
 def shared_bridge(tmp_path_factory):
-    """One bridge with the default limits for a whole module (a start costs ~2 s): tests that
+    """One bridge for a whole module (a start costs ~2 s): tests that
     attack it must leave nothing behind (their sockets closed, their threads joined)."""
     from bridge.ami.simulator import AmiSimulator
 
     sim = AmiSimulator("asterisk20", users={"bridge": AMI_SECRET}).start()
-    proc = BridgeProcess(tmp_path_factory.mktemp("shared"), sim.port)
+    # Default limits except a 2 s request deadline, so the trickle test need not wait 10 s.
+    proc = BridgeProcess(tmp_path_factory.mktemp("shared"), sim.port, soap={"request_timeout": "2s"})
     try:
         yield proc.start()
     finally:

@@ -54,7 +54,9 @@ def test_long_user_name_and_long_priority_do_not_freeze_the_service(shared_bridg
     bridge = shared_bridge
     user = "a" * 40_000
     status, _, seconds = bridge.soap_call(PING_BODY, auth=basic(user, "x"), timeout_s=10.0)
-    assert status == 401 and seconds < LEGIT_S
+    # The 401 itself costs one deliberate pbkdf2 check (an unknown user costs what a known one
+    # does, ~0.5 s); before the fix it took 20 s and more for this name.
+    assert status == 401 and seconds < 3 * LEGIT_S
     originate = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
                  b'xmlns:m="urn:asterisk-bridge"><soap:Body><m:Originate><m:channel>PJSIP/202</m:channel>'
                  b'<m:context>from-internal</m:context><m:exten>203</m:exten><m:priority>'
@@ -120,9 +122,10 @@ def test_slow_clients_do_not_take_the_worker_threads(shared_bridge):
             s.close()
 
 
-def test_a_trickled_request_is_cut_at_the_configured_deadline(bridge_factory):
-    # Finding 2, the deadline: bytes arriving now and then must not keep a request alive.
-    bridge = bridge_factory(soap={"request_timeout": "1500ms"})
+def test_a_trickled_request_is_cut_at_the_configured_deadline(shared_bridge):
+    # Finding 2, the deadline: bytes arriving now and then must not keep a request alive
+    # (request_timeout = 2 s on the shared bridge).
+    bridge = shared_bridge
     stop = threading.Event()
     (sock,) = _trickle(bridge.soap, 1, stop)
     started = time.monotonic()
@@ -131,7 +134,7 @@ def test_a_trickled_request_is_cut_at_the_configured_deadline(bridge_factory):
     finally:
         stop.set()
         sock.close()
-    assert _status(reply) == 408 and time.monotonic() - started < 4.0
+    assert _status(reply) == 408 and time.monotonic() - started < 4.5
 
 
 def test_a_huge_header_is_refused_without_growing_memory(shared_bridge):
