@@ -32,7 +32,7 @@ from bridge.outbox import admin, db, queries  # noqa: E402
 from bridge.outbox.dispatcher import Dispatcher  # noqa: E402
 from bridge.outbox.envelope import build_envelope  # noqa: E402
 from bridge.outbox.ingest import OutboxWriter, outbox_rows  # noqa: E402
-from bridge.outbox.sink import PushEventSink  # noqa: E402
+from bridge.testing.fake_erp import FakeErp  # noqa: E402
 
 
 def event(i: int, calls: int = 500) -> BridgeEvent:
@@ -97,7 +97,7 @@ def bench_ingest(url: str, n: int) -> tuple[float, float]:
 
 
 def start_sink_process() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.outbox.sink", "--quiet"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.testing.fake_erp", "--quiet"], stdout=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
     return proc, proc.stdout.readline().strip()
 
@@ -148,7 +148,7 @@ def pct(values: list[float], q: float) -> float:
 
 def bench_latency(url: str, rate: float, seconds: float) -> tuple[list[float], list[float]]:
     engine = db.make_engine(url)
-    with PushEventSink() as sink:
+    with FakeErp() as sink:
         sent: dict[str, float] = {}
         sub = SubscriberConfig(name="erp", url=sink.url)
         dispatcher = Dispatcher(engine, [sub], workers=2)

@@ -28,7 +28,7 @@ from spyne.protocol.soap import Soap11  # noqa: E402
 from spyne.server.wsgi import WsgiApplication  # noqa: E402
 
 from bridge.ami.client import AmiClient  # noqa: E402
-from bridge.ami.simulator import AmiSimulator  # noqa: E402
+from bridge.testing.simulator import AmiSimulator  # noqa: E402
 from bridge.calls import CallTracker  # noqa: E402
 from bridge.config import SoapConfig  # noqa: E402
 from bridge.soap.app import build_app  # noqa: E402

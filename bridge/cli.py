@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bridge.demo import run_demo
+    from bridge.testing.demo import run_demo
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
                     profile=args.profile, verbose=bool(args.verbose))

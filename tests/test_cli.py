@@ -174,10 +174,10 @@ def test_traceback_is_shown_only_when_verbose(tmp_path):
 
 
 def test_check_reports_ok_lines_when_everything_answers(tmp_path):
-    from bridge.ami.simulator import AmiSimulator
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.simulator import AmiSimulator
+    from bridge.testing.fake_erp import FakeErp
 
-    with AmiSimulator(users={"bridge": "pw-check"}) as sim, PushEventSink() as sink:
+    with AmiSimulator(users={"bridge": "pw-check"}) as sim, FakeErp() as sink:
         path = write(tmp_path, valid_config(tmp_path, f'port = {sim.port}\n[[subscriber]]\nname = "erp"\n'
                                                       f'url = "{sink.url}"'))
         upgrade = bridge_cli("db", "upgrade", "-c", str(path), env={"AMI_SECRET": "pw-check"})
@@ -191,7 +191,7 @@ def test_check_reports_ok_lines_when_everything_answers(tmp_path):
 
 
 def test_check_reports_fail_lines_and_exits_1_when_links_fail(tmp_path):
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     with AmiSimulator(users={"bridge": "right"}) as sim:
         path = write(tmp_path, valid_config(

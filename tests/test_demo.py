@@ -1,4 +1,4 @@
-"""bridge/demo.py: `python -m bridge demo` shows delivered call events with no Asterisk around."""
+"""bridge/testing/demo.py: `python -m bridge demo` shows delivered call events with no Asterisk around."""
 
 from __future__ import annotations
 

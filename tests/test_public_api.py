@@ -49,7 +49,7 @@ def test_no_public_name_is_left_out_of_all(name):
     ("bridge.observability", ["Metrics", "SoapMetricsMiddleware"]),
     ("bridge.health", ["HealthServer"]),
     ("bridge.logsetup", ["setup_logging", "RedactingFilter"]),
-    ("bridge.demo", ["run_demo"]),
+    ("bridge.testing.demo", ["run_demo"]),
 ])
 def test_product_entry_points_exist(module, names):
     loaded = importlib.import_module(module)

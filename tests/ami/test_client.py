@@ -11,11 +11,12 @@ import pytest
 
 from bridge.ami.client import AmiClient, backoff_delay
 from bridge.ami.protocol import Action
-from bridge.ami.sim_session import SimSession
-from bridge.ami.simulator import AmiSimulator
+from bridge.testing.sim_session import SimSession
+from bridge.testing.simulator import AmiSimulator
 from bridge.config import AmiConfig
 from bridge.errors import AmiActionError, AmiConnectionError, AmiEncodeError
-from tests.ami.conftest import WAIT_S, Recorder, barrier, wait_until
+from bridge.testing.helpers import RecordingListener, wait_until
+from tests.ami.conftest import WAIT_S, barrier
 
 SECRET = "s3cret-Пароль"
 
@@ -233,7 +234,7 @@ def test_tls_login_and_events_when_ca_file_given(tls_files):
     cert, key = tls_files
     with AmiSimulator("asterisk20", users={"bridge": SECRET}, tls_cert=cert, tls_key=key) as sim:
         client = AmiClient("pbx", sim.host, sim.port, "bridge", SECRET, tls=True, ca_file=cert)
-        rec = Recorder()
+        rec = RecordingListener()
         client.add_listener(rec)
         client.start()
         try:

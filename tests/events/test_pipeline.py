@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
 
 from bridge.ami.client import AmiClient
-from bridge.ami.scenarios import PROFILES, call_events
-from bridge.ami.simulator import AmiSimulator
+from bridge.testing.scenarios import PROFILES, call_events
+from bridge.testing.simulator import AmiSimulator
 from bridge.calls import CallTracker
 from bridge.config import SubscriberConfig
 from bridge.events import NEEDED_EVENTS, Pipeline, Router
+from bridge.testing.helpers import RecordingSink
 from tests.calls.support import comparable, short
 
 SECRET = "s3cret-Пароль"
 WAIT_S = 10.0
 
 
-class ListSink:
-    """EventSink that keeps what it accepted; tests wait on it instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.accepted: list[tuple[object, list[str]]] = []
-        self._cond = threading.Condition()
-
-    def accept(self, event, subscribers) -> None:
-        with self._cond:
-            self.accepted.append((event, list(subscribers)))
-            self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout_s: float = WAIT_S) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.accepted), timeout_s)
-
-    def normalized(self, call_id: str | None = None):
-        return [e for e, _ in self.accepted
-                if e.kind == "normalized" and (call_id is None or e.get("CallId") == call_id)]
 
 
 class CountingMetrics:
@@ -67,7 +48,7 @@ def bridge_for():
     def start(profile, subscribers, **client_kw):
         sim = AmiSimulator(profile, users={"bridge": SECRET}, time_scale=0.0).start()
         router = Router(subscribers)
-        sink, metrics = ListSink(), CountingMetrics()
+        sink, metrics = RecordingSink(), CountingMetrics()
         pipeline = Pipeline(CallTracker(), router, sink, metrics=metrics)
         client = AmiClient("pbx1", sim.host, sim.port, "bridge", SECRET, filters=router.ami_filters(),
                            reconnect_base_s=0.05, reconnect_cap_s=0.2, connect_timeout_s=2.0, **client_kw)

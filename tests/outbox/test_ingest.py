@@ -10,6 +10,7 @@ from bridge.outbox import db
 from bridge.outbox.envelope import build_envelope
 from bridge.outbox.ingest import BACKLOG_BATCH_FACTOR, OutboxWriter
 from bridge.outbox.models import OutboxRow
+from bridge.testing.helpers import wait_until
 
 from tests.outbox.conftest import calls_interleaved, make_event
 
@@ -21,13 +22,6 @@ def stored(engine):
                             .order_by(t.c.id)).all()
 
 
-def wait_until(predicate, timeout_s=10.0):
-    ev = threading.Event()
-    for _ in range(int(timeout_s / 0.01)):
-        if predicate():
-            return True
-        ev.wait(0.01)
-    return predicate()
 
 
 def test_events_are_committed_in_batches_in_accept_order_when_flooded(engine):

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-import time
 
 import pytest
 import requests
 
 from bridge.ami.client import AmiClient
 from bridge.ami.protocol import Message
-from bridge.ami.simulator import AmiSimulator
+from bridge.testing.simulator import AmiSimulator
 from bridge.config import ClickToCallConfig, SoapConfig, SubscriberConfig
-from bridge.events import BridgeEvent, Pipeline, Router
+from bridge.events import Pipeline, Router
 from bridge.soap import ns
 from bridge.soap.app import build_app
 from bridge.soap.auth import hash_password
 from bridge.soap.backend import BridgeBackend
 from bridge.soap.server import SoapServer
+from bridge.testing.helpers import RecordingSink
 
 WAIT_S = 5.0                    # upper bound for anything a test waits for; passing runs take ms
 USER, PASSWORD = "1c", "Пароль-1С"
@@ -27,30 +26,8 @@ PASSWORD_HASH = hash_password(PASSWORD, iterations=1_000, salt="test-salt")
 ORIGINATE_ACTIONS = ("Originate", "Hangup", "Redirect", "ExtensionState")
 
 
-class RecordingSink:
-    """An EventSink that keeps what the Pipeline accepted for subscribers (stands in for the outbox)."""
-
-    def __init__(self) -> None:
-        self.accepted: list[tuple[BridgeEvent, tuple[str, ...]]] = []
-        self._cond = threading.Condition()
-
-    def accept(self, event: BridgeEvent, subscribers) -> None:
-        with self._cond:
-            self.accepted.append((event, tuple(subscribers)))
-            self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout_s: float = WAIT_S) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.accepted), timeout_s)
 
 
-def wait_until(predicate, timeout_s: float = WAIT_S, step_s: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step_s)
-    return predicate()
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from zeep.transports import Transport
 
 from bridge.soap import ns
 
-from .conftest import WAIT_S, envelope, sent, wait_until
+from bridge.testing.helpers import wait_until
+
+from .conftest import WAIT_S, envelope, sent
 
 B = f"{{{ns.BRIDGE}}}"
 

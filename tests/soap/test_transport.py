@@ -11,7 +11,7 @@ from bridge.config import SubscriberConfig
 from bridge.errors import DeliveryRejected, DeliveryRetryable
 from bridge.outbox import signing
 from bridge.outbox.envelope import build_envelope
-from bridge.outbox.sink import ERROR_500, FAULT, HANG, RESET, THROTTLE, UNAVAILABLE, PushEventSink
+from bridge.testing.fake_erp import ERROR_500, FAULT, HANG, RESET, THROTTLE, UNAVAILABLE, FakeErp
 from bridge.soap.transport import ErpTransport, parse_retry_after
 
 from tests.outbox.conftest import make_event
@@ -19,7 +19,7 @@ from tests.outbox.conftest import make_event
 
 @pytest.fixture
 def sink():
-    with PushEventSink(hang_s=5) as s:
+    with FakeErp(hang_s=5) as s:
         yield s
 
 

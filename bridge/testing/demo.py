@@ -157,9 +157,9 @@ Calls delivered to the ERP sink (normalized events), as they arrive:
 
 def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, profile: str = "asterisk20",
              verbose: bool = False, out: TextIO | None = None) -> int:
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
     from bridge.logsetup import setup_logging
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.fake_erp import FakeErp
     from bridge.runtime import Runtime
 
     out = out or sys.stdout
@@ -168,7 +168,7 @@ def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, pro
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     with tempfile.TemporaryDirectory(prefix="asterisk-bridge-demo-") as tmp, \
             AmiSimulator(profile, users={DEMO_AMI_USER: DEMO_AMI_SECRET}) as sim, \
-            PushEventSink(path="/erp/ws/asterisk") as sink:
+            FakeErp(path="/erp/ws/asterisk") as sink:
         workdir = Path(tmp)
         config = demo_config(sim.port, sink.url, f"sqlite:///{workdir / 'outbox.db'}", profile)
         runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=5.0)
