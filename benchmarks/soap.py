@@ -34,7 +34,7 @@ from bridge.config import SoapConfig  # noqa: E402
 from bridge.soap.app import build_app  # noqa: E402
 from bridge.soap.auth import hash_password  # noqa: E402
 from bridge.soap.backend import BridgeBackend  # noqa: E402
-from bridge.soap.extstate import ExtensionStateCache  # noqa: E402
+from bridge.calls.extstate import ExtensionStateCache  # noqa: E402
 from bridge.soap.server import SoapServer  # noqa: E402
 
 ECHO_NS = "urn:bench-echo"

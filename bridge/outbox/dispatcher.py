@@ -42,14 +42,12 @@ class Dispatcher:
     """
 
     def __init__(self, engine: Engine, subscribers: Sequence, workers: int = 2, *,
-                 transport_factory: Callable | None = None, batch_rows: int = CLAIM_BATCH_ROWS,
+                 transport_factory: Callable, batch_rows: int = CLAIM_BATCH_ROWS,
                  poll_interval_s: float = POLL_INTERVAL_S, release_leases_on_start: bool | None = None,
                  on_delivered: Callable[[ClaimedRow, float], None] | None = None,
                  on_failed: Callable[[ClaimedRow, BridgeError], None] | None = None,
                  rng: random.Random | None = None, clock: Callable[[], datetime] = _utcnow,
                  instance: str | None = None) -> None:
-        if transport_factory is None:
-            from bridge.soap.transport import ErpTransport as transport_factory
         self.engine = _dispatch_engine(engine)
         self._own_engine = self.engine is not engine
         self.subscribers = [s for s in subscribers if s.enabled]

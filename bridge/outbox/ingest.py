@@ -15,7 +15,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.events.model import BridgeEvent
 from bridge.outbox import queries
-from bridge.outbox.envelope import build_envelope
 from bridge.outbox.models import PENDING
 
 log = logging.getLogger(__name__)
@@ -67,8 +66,8 @@ class OutboxWriter(threading.Thread):
     """
 
     def __init__(self, engine: Engine, batch_max_events: int = 500, batch_max_delay_s: float = 0.005,
-                 queue_max_events: int = 100_000,
-                 envelope_builder: Callable[[BridgeEvent], str] = build_envelope,
+                 queue_max_events: int = 100_000, *,
+                 envelope_builder: Callable[[BridgeEvent], str],
                  on_commit: Callable[[Sequence[BridgeEvent], int, set[str]], None] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(name="outbox-writer", daemon=True)

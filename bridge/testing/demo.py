@@ -18,7 +18,7 @@ from lxml import etree
 
 from bridge.config import (AmiConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
                            SoapConfig, SubscriberConfig)
-from bridge.soap import ns
+from bridge import ns
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bridge.outbox.envelope import parse_envelope_id
+from bridge.erp.envelope import parse_envelope_id
 
 OK = "ok"
 ERROR_500 = "500"

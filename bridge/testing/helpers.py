@@ -74,3 +74,9 @@ class RecordingListener:
     def named(self, event: str) -> list:
         with self._cond:
             return [m for m in self.events if m.event == event]
+
+
+def actions_sent(sim, *names: str) -> list:
+    """The actions an AmiSimulator received whose name is one of `names` (case-insensitive), in order."""
+    wanted = {n.lower() for n in names}
+    return [m for m in list(sim.received_actions) if (m.get("Action") or "").lower() in wanted]

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from bridge.erp.envelope import build_envelope
+from bridge.erp.transport import ErpTransport
 from bridge.outbox import admin
 from bridge.outbox.cli import main as outbox_cli
 from bridge.outbox.dispatcher import Dispatcher
@@ -22,9 +24,9 @@ class Bridge:
 
     def __init__(self, engine, subs, **kw):
         self.delivered = []
-        self.dispatcher = Dispatcher(engine, subs, on_delivered=lambda row, lat: self.delivered.append(row),
+        self.dispatcher = Dispatcher(engine, subs, transport_factory=ErpTransport, on_delivered=lambda row, lat: self.delivered.append(row),
                                      poll_interval_s=0.05, **kw)
-        self.writer = OutboxWriter(engine, on_commit=lambda events, rows, subs: self.dispatcher.notify())
+        self.writer = OutboxWriter(engine, envelope_builder=build_envelope, on_commit=lambda events, rows, subs: self.dispatcher.notify())
 
     def __enter__(self):
         self.dispatcher.start()
@@ -139,7 +141,7 @@ def test_stop_lets_in_flight_delivery_finish(engine):
 
 @pytest.mark.parametrize("secret", ["whsec_c2VjcmV0LWtleQ=="])
 def test_redelivery_reuses_id_and_signs_when_secret(engine, sink, secret):
-    from bridge.outbox import signing
+    from bridge.erp import signing
 
     sink.set_mode(ERROR_500)
     e = make_event("A", 0)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bridge.outbox import admin, db, queries
-from bridge.outbox.envelope import build_envelope
+from bridge.erp.envelope import build_envelope
 from bridge.outbox.ingest import outbox_rows
 
 from tests.outbox.conftest import by_key, calls_interleaved, order_problems

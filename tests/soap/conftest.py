@@ -11,12 +11,12 @@ from bridge.ami.protocol import Message
 from bridge.testing.simulator import AmiSimulator
 from bridge.config import ClickToCallConfig, SoapConfig, SubscriberConfig
 from bridge.events import Pipeline, Router
-from bridge.soap import ns
+from bridge import ns
 from bridge.soap.app import build_app
 from bridge.soap.auth import hash_password
 from bridge.soap.backend import BridgeBackend
 from bridge.soap.server import SoapServer
-from bridge.testing.helpers import RecordingSink
+from bridge.testing.helpers import RecordingSink, actions_sent
 
 WAIT_S = 5.0                    # upper bound for anything a test waits for; passing runs take ms
 USER, PASSWORD = "1c", "Пароль-1С"
@@ -116,5 +116,4 @@ def envelope(body: str, soap12: bool = False, prefix: str = "soapenv") -> str:
 
 
 def sent(sim, *names: str) -> list[Message]:
-    wanted = {n.lower() for n in (names or ORIGINATE_ACTIONS)}
-    return [m for m in list(sim.received_actions) if (m.get("Action") or "").lower() in wanted]
+    return actions_sent(sim, *(names or ORIGINATE_ACTIONS))

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from bridge.soap import ns
+from bridge import ns
 from tests.soap.conftest import WAIT_S, envelope
 
 # The server is shared by all examples (a fresh stack per example would cost seconds each);

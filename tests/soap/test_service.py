@@ -7,7 +7,7 @@ import zeep
 from lxml import etree
 from zeep.transports import Transport
 
-from bridge.soap import ns
+from bridge import ns
 
 from bridge.testing.helpers import wait_until
 

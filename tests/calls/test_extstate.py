@@ -1,4 +1,4 @@
-"""bridge/soap/extstate.py: hint states asked from AMI once, then kept by events (real client + simulator)."""
+"""bridge/calls/extstate.py: hint states asked from AMI once, then kept by events (real client + simulator)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 from bridge.ami.client import AmiClient
 from bridge.ami.protocol import Message
 from bridge.errors import AmiConnectionError
-from bridge.soap.extstate import ExtensionStateCache, device_resource, state_name
+from bridge.calls.extstate import ExtensionStateCache, device_resource, state_name
 
-from .conftest import WAIT_S, sent
+from bridge.testing.helpers import WAIT_S, actions_sent as sent
+from bridge.testing.simulator import AmiSimulator
 
 
 class Clock:
@@ -18,6 +19,12 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture
+def sim():
+    with AmiSimulator("asterisk20", users={"bridge": "secret"}, time_scale=0.0) as simulator:
+        yield simulator
 
 
 @pytest.fixture
