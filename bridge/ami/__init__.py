@@ -1,6 +1,6 @@
 """Asterisk Manager Interface: sans-I/O protocol and the threaded client (the simulator lives in bridge.testing)."""
 
-from bridge.ami.client import ActionResult, AmiClient, AmiListener, ClientStats, backoff_delay
+from bridge.ami.client import ActionResult, AmiClient, AmiListener, ClientStats
 from bridge.ami.protocol import NEED_DATA, Action, AmiParser, Banner, Message
 
 __all__ = [
@@ -13,5 +13,4 @@ __all__ = [
     "Banner",
     "ClientStats",
     "Message",
-    "backoff_delay",
 ]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 
 from bridge.ami.client import AmiClient
+from bridge.config import AmiConfig
 from bridge.ami.protocol import Action
 from bridge.testing.helpers import RecordingListener
 from bridge.testing.simulator import AmiSimulator
 
 WAIT_S = 5.0  # upper bound for anything a test waits for; passing runs take milliseconds
+CLIENT_OPTIONS = ("filters", "max_line", "max_message", "ssl_context", "rng")  # AmiClient arguments, not settings
 
 
 
@@ -31,10 +33,11 @@ def make_client(sim):
     clients: list[AmiClient] = []
 
     def make(**kw) -> tuple[AmiClient, RecordingListener]:
-        options = dict(username="bridge", secret="s3cret-Пароль", reconnect_base_s=0.05, reconnect_cap_s=0.2,
-                       connect_timeout_s=2.0)
-        options.update(kw)
-        client = AmiClient("pbx", options.pop("host", sim.host), options.pop("port", sim.port), **options)
+        settings = dict(host=sim.host, port=sim.port, username="bridge", secret="s3cret-Пароль",
+                        reconnect_base_s=0.05, reconnect_cap_s=0.2, connect_timeout_s=2.0)
+        options = {k: kw.pop(k) for k in CLIENT_OPTIONS if k in kw}
+        settings.update(kw)
+        client = AmiClient(AmiConfig("pbx", **settings), **options)
         recorder = RecordingListener()
         client.add_listener(recorder)
         clients.append(client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.ami.client import AmiClient
+from bridge.config import AmiConfig
 from bridge.ami.protocol import Message
 from bridge.errors import AmiConnectionError
 from bridge.calls.extstate import ExtensionStateCache, device_resource, state_name
@@ -29,7 +30,7 @@ def sim():
 
 @pytest.fixture
 def client(sim):
-    ami = AmiClient("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0)
+    ami = AmiClient(AmiConfig("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0))
     ami.start()
     assert ami.wait_connected(WAIT_S)
     yield ami
@@ -73,7 +74,7 @@ def test_disconnect_forgets_states_when_the_link_drops(client, sim):
 
 
 def test_lookup_raises_connection_error_when_client_is_offline():
-    offline = AmiClient("pbx1", "127.0.0.1", 9, "bridge", "secret")
+    offline = AmiClient(AmiConfig("pbx1", "127.0.0.1", 9, "bridge", "secret"))
     with pytest.raises(AmiConnectionError):
         ExtensionStateCache().lookup(offline, "202", "from-internal")
 

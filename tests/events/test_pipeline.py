@@ -10,7 +10,7 @@ from bridge.ami.client import AmiClient
 from bridge.testing.scenarios import PROFILES, call_events
 from bridge.testing.simulator import AmiSimulator
 from bridge.calls import CallTracker
-from bridge.config import SubscriberConfig
+from bridge.config import AmiConfig, SubscriberConfig
 from bridge.events import NEEDED_EVENTS, Pipeline, Router
 from bridge.testing.helpers import RecordingSink
 from tests.calls.support import comparable, short
@@ -50,8 +50,9 @@ def bridge_for():
         router = Router(subscribers)
         sink, metrics = RecordingSink(), CountingMetrics()
         pipeline = Pipeline(CallTracker(), router, sink, metrics=metrics)
-        client = AmiClient("pbx1", sim.host, sim.port, "bridge", SECRET, filters=router.ami_filters(),
-                           reconnect_base_s=0.05, reconnect_cap_s=0.2, connect_timeout_s=2.0, **client_kw)
+        client = AmiClient(AmiConfig("pbx1", sim.host, sim.port, "bridge", SECRET, reconnect_base_s=0.05,
+                                     reconnect_cap_s=0.2, connect_timeout_s=2.0, **client_kw),
+                           filters=router.ami_filters())
         pipeline.attach(client)
         started.append((sim, client))
         client.start()

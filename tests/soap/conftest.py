@@ -9,7 +9,7 @@ import requests
 from bridge.ami.client import AmiClient
 from bridge.ami.protocol import Message
 from bridge.testing.simulator import AmiSimulator
-from bridge.config import ClickToCallConfig, SoapConfig, SubscriberConfig
+from bridge.config import AmiConfig, ClickToCallConfig, SoapConfig, SubscriberConfig
 from bridge.events import Pipeline, Router
 from bridge import ns
 from bridge.soap.app import build_app
@@ -65,8 +65,8 @@ def tracker():
 def stack(sim, soap_cfg, tracker):
     """(backend, client, sink): the production wiring — the events Pipeline feeds the CallTracker and
     routes normalized events to a subscriber; listeners are attached before the client connects."""
-    client = AmiClient("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0,
-                       reconnect_base_s=0.05, reconnect_cap_s=0.2)
+    client = AmiClient(AmiConfig("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0,
+                                 reconnect_base_s=0.05, reconnect_cap_s=0.2))
     backend = BridgeBackend({"pbx1": client}, tracker, soap_cfg=soap_cfg, pending_count=lambda: 7)
     sink = RecordingSink()
     router = Router([SubscriberConfig(name="erp", url="http://erp.example/ws", mode="normalized")])
