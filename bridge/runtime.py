@@ -121,9 +121,7 @@ class Runtime:
         url = self.config.database.url
         if self.auto_upgrade:
             upgrade(url)
-        # Without a connect timeout a dead PostgreSQL host hangs /healthz for the OS TCP timeout.
-        kw = {"connect_args": {"connect_timeout": DB_CONNECT_TIMEOUT_S}} if url.startswith("postgresql") else {}
-        self.engine = make_engine(url, **kw)
+        self.engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S)
         check_schema(self.engine)
 
     def _start_pipeline(self) -> None:

@@ -51,3 +51,13 @@ def test_the_fakes_live_only_in_the_testing_package():
              "fake_erp", "demo", "sink"}
     misplaced = [module_name(p) for p in product_files() if p.stem in fakes]
     assert misplaced == []
+
+
+def test_dialect_differences_live_only_in_the_database_layer():
+    """SQLite vs PostgreSQL branches: outbox/queries.py (SQL), outbox/db.py (engines), migrations."""
+    allowed = {"bridge.outbox.queries", "bridge.outbox.db"}
+    offenders = [module_name(p) for p in product_files()
+                 if "migrations" not in p.parts and module_name(p) not in allowed
+                 and ("dialect.name" in p.read_text(encoding="utf-8")
+                      or '.startswith("postgresql' in p.read_text(encoding="utf-8"))]
+    assert offenders == []
