@@ -43,7 +43,8 @@ def test_no_public_name_is_left_out_of_all(name):
 
 
 @pytest.mark.parametrize("module,names", [
-    ("bridge.config", ["Config", "load_config", "parse_config"]),
+    ("bridge.config", ["Config", "AmiConfig", "SubscriberConfig"]),
+    ("bridge.config_load", ["load_config", "parse_config"]),
     ("bridge.cli", ["main"]),
     ("bridge.runtime", ["Runtime"]),
     ("bridge.observability", ["Metrics", "SoapMetricsMiddleware"]),
