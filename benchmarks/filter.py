@@ -29,7 +29,7 @@ from bridge.ami.protocol import AmiParser, Message  # noqa: E402
 from bridge.testing.scenarios import call_events  # noqa: E402
 from bridge.testing.sim_flood import noise_event  # noqa: E402
 from bridge.testing.sim_session import encode_message  # noqa: E402
-from bridge.calls import CallTracker  # noqa: E402
+from bridge.calls import CALL_EVENT_NAMES, CallTracker  # noqa: E402
 from bridge.config import SubscriberConfig  # noqa: E402
 from bridge.events import Router  # noqa: E402
 from bridge.events.pipeline import _RawView  # noqa: E402
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     data = stream(args.profile, args.events)
-    router = Router(subscribers(args.subscribers))
+    router = Router(subscribers(args.subscribers), needed_events=CALL_EVENT_NAMES)
     filters = router.filters
     print(f"stream: {args.events} events, {len(data) / 1e6:.1f} MB, profile {args.profile}; "
           f"{args.subscribers} subscribers, {sum(1 for f in filters if f.literal)} with a prefilter literal")

@@ -126,7 +126,7 @@ class Runtime:
 
     def _start_pipeline(self) -> None:
         from bridge.ami.client import AmiClient
-        from bridge.calls import CallTracker
+        from bridge.calls import CALL_EVENT_NAMES, CallTracker
         from bridge.erp.envelope import build_envelope
         from bridge.events import Pipeline, Router
         from bridge.outbox.ingest import OutboxWriter
@@ -137,7 +137,7 @@ class Runtime:
                                                on_commit=self._on_commit)
         self.writer.start()
         self.tracker = CallTracker(self.config.calls)
-        self.router = Router(self.config.subscribers)
+        self.router = Router(self.config.subscribers, needed_events=CALL_EVENT_NAMES)
         # The pipeline counts received/filtered/accepted events on self.metrics.
         self.pipeline = Pipeline(self.tracker, self.router, self.writer, metrics=self.metrics)
         for ami in self.config.ami:
