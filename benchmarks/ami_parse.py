@@ -22,7 +22,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.ami.protocol import AmiParser, Message  # noqa: E402
+from bridge.ami.message import Message  # noqa: E402
+from bridge.ami.protocol import AmiParser  # noqa: E402
 from bridge.testing.sim_flood import mixed_events  # noqa: E402
 from bridge.testing.sim_session import encode_message  # noqa: E402
 

@@ -16,7 +16,9 @@ from typing import Callable, Protocol, Sequence
 
 from bridge.ami import auth, names
 from bridge.ami.connection import ActionResult, AmiConnection
-from bridge.ami.protocol import DEFAULT_MAX_LINE, DEFAULT_MAX_MESSAGE, Action, AmiParser, Banner, Message
+from bridge.ami.actions import Action
+from bridge.ami.message import Banner, Message
+from bridge.ami.protocol import DEFAULT_MAX_LINE, DEFAULT_MAX_MESSAGE, AmiParser
 from bridge.ami.supervisor import Supervisor
 from bridge.backoff import Backoff
 from bridge.config import AmiConfig

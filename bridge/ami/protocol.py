@@ -33,12 +33,9 @@ from collections import deque
 from typing import Union
 
 from bridge.ami import names
-# Messages (what we hand out) live in message.py; re-exported here with the actions.
-from bridge.ami.message import (  # noqa: F401
-    NEED_DATA, Banner, Message, _lazy_messages, _NeedData, _split_header,
-)
-# Actions (what we send) live in actions.py; re-exported here, the protocol's public face.
-from bridge.ami.actions import AMI_MAX_HEADERS, AMI_MAX_LINE_BYTES, Action, FieldValue  # noqa: F401
+# Messages (what the parser hands out) live in message.py, actions (what we send) in actions.py;
+# import them from there.
+from bridge.ami.message import NEED_DATA, Banner, Message, _lazy_messages, _NeedData, _split_header
 
 # Asterisk's own input limit is 1024 bytes a line (main/manager.c); what it *sends* can be
 # longer (long Command output lines, big ChanVariable sets), so we allow 64 KiB a line and

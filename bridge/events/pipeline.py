@@ -7,7 +7,8 @@ import time
 from dataclasses import replace
 from typing import Protocol, Sequence
 
-from bridge.ami.protocol import Action, Banner, Message
+from bridge.ami.actions import Action
+from bridge.ami.message import Banner, Message
 from bridge.errors import BridgeError
 from bridge.events.model import RAW, BridgeEvent, EventSink
 from bridge.events.router import Router

@@ -8,7 +8,7 @@ from typing import Callable, Mapping, Sequence
 
 import bridge
 from bridge.ami import names
-from bridge.ami.protocol import Action
+from bridge.ami.actions import Action
 from bridge.config import SoapConfig
 from bridge.errors import AmiActionError, AmiConnectionError, SoapRequestError
 from bridge.soap import validation

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from bridge.ami import names
 from bridge.testing import sim_channels
 from bridge.ami.auth import md5_key
-from bridge.ami.protocol import NEED_DATA, AmiParser, Message
+from bridge.ami.message import NEED_DATA, Message
+from bridge.ami.protocol import AmiParser
 from bridge.testing.sim_channels import Value
 
 if TYPE_CHECKING:

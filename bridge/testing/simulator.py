@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from bridge.ami import names
 from bridge.testing import sim_channels, sim_flood
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.testing.sim_channels import ChannelRegistry, Value
 from bridge.testing.sim_session import SimSession, encode_message
 

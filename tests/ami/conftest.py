@@ -7,7 +7,7 @@ import pytest
 
 from bridge.ami.client import AmiClient
 from bridge.config import AmiConfig
-from bridge.ami.protocol import Action
+from bridge.ami.actions import Action
 from bridge.testing.helpers import RecordingListener
 from bridge.testing.simulator import AmiSimulator
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from bridge.ami.protocol import AmiParser, Banner, Message
+from bridge.ami.message import Banner, Message
+from bridge.ami.protocol import AmiParser
 from tests.conftest import AMI_FIXTURES, FIXTURES
 
 # | file | banner | messages | events | responses | lines with non-ASCII bytes |

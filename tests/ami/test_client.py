@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from bridge.ami.client import AmiClient
-from bridge.ami.protocol import Action
+from bridge.ami.actions import Action
 from bridge.testing.sim_session import SimSession
 from bridge.testing.simulator import AmiSimulator
 from bridge.config import AmiConfig

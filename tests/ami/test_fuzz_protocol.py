@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bridge.ami.protocol import NEED_DATA, AmiParser, Banner, Message
+from bridge.ami.message import NEED_DATA, Banner, Message
+from bridge.ami.protocol import AmiParser
 from bridge.errors import BridgeError
 
 # Bounded so the whole fuzz set (this file and tests/soap/test_fuzz_service.py) stays < 30 s.

@@ -6,7 +6,9 @@ import collections
 
 import pytest
 
-from bridge.ami.protocol import NEED_DATA, Action, AmiParser, Banner, Message
+from bridge.ami.actions import Action
+from bridge.ami.message import NEED_DATA, Banner, Message
+from bridge.ami.protocol import AmiParser
 from bridge.errors import AmiEncodeError
 from tests.conftest import AMI_FIXTURES
 

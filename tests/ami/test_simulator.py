@@ -10,7 +10,9 @@ import pytest
 
 from bridge.testing import scenarios
 from bridge.ami.auth import md5_key
-from bridge.ami.protocol import NEED_DATA, Action, AmiParser, Banner, Message
+from bridge.ami.actions import Action
+from bridge.ami.message import NEED_DATA, Banner, Message
+from bridge.ami.protocol import AmiParser
 from bridge.testing.simulator import AmiSimulator
 from bridge.testing.helpers import wait_until
 from tests.ami.conftest import WAIT_S

@@ -6,7 +6,7 @@ import pytest
 
 from bridge.ami.client import AmiClient
 from bridge.config import AmiConfig
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.errors import AmiConnectionError
 from bridge.calls.extstate import ExtensionStateCache, device_resource, state_name
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.calls.originate import FAILURE, PENDING, RESPONSE_GRACE_S, SUCCESS, OriginateTracker
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.ami.protocol import AmiParser, Message
+from bridge.ami.message import Message
+from bridge.ami.protocol import AmiParser
 from bridge.testing.scenarios import PROFILES, SCENARIOS, ORIGINATE_OUTCOMES, call_events
 
 ALL = [(p, s) for p in PROFILES for s in SCENARIOS]

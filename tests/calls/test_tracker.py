@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.testing.scenarios import PROFILES, call_events
 from bridge.calls import CallTracker
 from bridge.config import CallsConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.testing.scenarios import PROFILES, SCENARIOS, call_events
 from bridge.calls import CallTracker
 from bridge.config import CallsConfig

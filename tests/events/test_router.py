@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.testing.scenarios import PROFILES, SCENARIOS, call_events
 from bridge.calls import CALL_EVENT_NAMES, CallTracker
 from bridge.config import SubscriberConfig

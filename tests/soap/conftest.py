@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from bridge.ami.client import AmiClient
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.testing.simulator import AmiSimulator
 from bridge.config import AmiConfig, ClickToCallConfig, SoapConfig, SubscriberConfig
 from bridge.events import Pipeline, Router
