@@ -100,9 +100,15 @@ def test_same_messages_when_capture_fed_one_byte_at_a_time():
 def test_parser_never_raises_when_fed_arbitrary_bytes(data, cuts, banner):
     out = _parse_pieces(data, sorted(c for c in cuts if c <= len(data)), max_line=64, max_message=256,
                         expect_banner=banner)
-    for msg in out:
-        if isinstance(msg, Message):
-            msg.headers, msg.event, msg.is_response, msg.action_id, msg.output  # noqa: B018
+    assert all(isinstance(msg, (Banner, Message)) for msg in out)
+    assert sum(isinstance(msg, Banner) for msg in out) <= (1 if banner else 0)
+    for msg in out[1 if out and isinstance(out[0], Banner) else 0:]:
+        assert isinstance(msg, Message)              # a banner only ever comes first
+        # Every accessor answers with the declared types, and no header crosses a line.
+        assert all(isinstance(k, str) and isinstance(v, str) and "\n" not in k + v for k, v in msg.headers)
+        assert msg.event is None or msg.event == msg.get("Event")
+        assert msg.action_id is None or msg.action_id == msg.get("ActionID")
+        assert isinstance(msg.is_response, bool) and all(isinstance(line, str) for line in msg.output)
 
 
 _KEY = st.from_regex(r"[A-Za-z][A-Za-z0-9_\-]{0,15}", fullmatch=True).filter(
