@@ -249,7 +249,8 @@ def parse_loads(spec: str, default_seconds: float) -> list[tuple[float, float]]:
 
 def print_results(results: list[dict]) -> None:
     for r in results:
-        head = (f"offered {r['offered_per_s']:7,.0f}/s for {r['seconds']:.0f} s, {r['subscribers']} subscriber(s): received {r['received']:,.0f}, "
+        head = (f"offered {r['offered_per_s']:7,.0f}/s for {r['seconds']:.0f} s, {r['subscribers']} subscriber(s): "
+                f"received {r['received']:,.0f}, "
                 f"accepted {r['accepted']:,.0f} (matched sent {r['matched']:,}), max backlog {r['max_backlog']:,.0f} "
                 f"rows, peak RSS {r['peak_rss_mb']:.0f} MB, AMI reconnects {r['ami_reconnects']:.0f}")
         if r["sink_down"]:

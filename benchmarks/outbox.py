@@ -153,7 +153,8 @@ def bench_latency(url: str, rate: float, seconds: float) -> tuple[list[float], l
         sent: dict[str, float] = {}
         sub = SubscriberConfig(name="erp", url=sink.url)
         dispatcher = Dispatcher(engine, [sub], transport_factory=ErpTransport, workers=2)
-        writer = OutboxWriter(engine, envelope_builder=build_envelope, on_commit=lambda events, rows, subs: dispatcher.notify())
+        writer = OutboxWriter(engine, envelope_builder=build_envelope,
+                              on_commit=lambda events, rows, subs: dispatcher.notify())
         dispatcher.start()
         writer.start()
         n = int(rate * seconds)

@@ -151,7 +151,7 @@ Ask for the active calls (SOAP 1.1, user {DEMO_SOAP_USER}/{DEMO_SOAP_PASSWORD}):
     -H 'SOAPAction: "{action}"' {soap_url} \\
     --data '<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><GetActiveCalls xmlns="{ns.BRIDGE}"/></soap:Body></soap:Envelope>'
 Calls delivered to the ERP sink (normalized events), as they arrive:
-""")
+""")  # noqa: E501  (a shell command the user copies: one line)
     out.flush()
 
 

@@ -149,7 +149,8 @@ def test_crlf_never_reaches_the_simulator_when_value_smuggles_an_action(sim, mak
     client, _ = make_client()
     assert client.wait_connected(WAIT_S)
     with pytest.raises(AmiEncodeError):
-        client.send_action(Action.build("Originate", Channel="PJSIP/1\r\n\r\nAction: Command\r\nCommand: core stop now"))
+        client.send_action(Action.build("Originate",
+                                        Channel="PJSIP/1\r\n\r\nAction: Command\r\nCommand: core stop now"))
     with pytest.raises(AmiEncodeError):
         client.set_filters(["Event: X\r\nAction: Command"])
     barrier(client)

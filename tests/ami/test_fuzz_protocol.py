@@ -107,5 +107,6 @@ def test_message_at_the_size_limit_is_kept_when_its_terminator_arrives_split(sho
     head = b"Event: Edge" + eol + b"Value: "
     body = head + b"x" * (SMALL_LIMIT - short_by - len(head))
     data = body + eol + eol
-    out, parser = parse([data[:-from_end], data[-from_end:]], max_line=SMALL_LIMIT, max_message=SMALL_LIMIT, expect_banner=False)
+    out, parser = parse([data[:-from_end], data[-from_end:]], max_line=SMALL_LIMIT, max_message=SMALL_LIMIT,
+                        expect_banner=False)
     assert [m.event for m in out] == ["Edge"] and parser.dropped == 0

@@ -31,7 +31,8 @@ def main(argv: list[str]) -> int:
     sub = SubscriberConfig(name="erp", url=sink_url, connect_timeout_s=1.0, read_timeout_s=2.0,
                            retry_base_s=0.01, retry_cap_s=0.1)
     dispatcher = Dispatcher(engine, [sub], transport_factory=ErpTransport, workers=2, poll_interval_s=0.05)
-    writer = OutboxWriter(engine, envelope_builder=build_envelope, on_commit=lambda events, rows, subs: dispatcher.notify())
+    writer = OutboxWriter(engine, envelope_builder=build_envelope,
+                          on_commit=lambda events, rows, subs: dispatcher.notify())
     dispatcher.start()
     writer.start()
     print("ready", flush=True)

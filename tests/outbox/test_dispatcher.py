@@ -24,9 +24,11 @@ class Bridge:
 
     def __init__(self, engine, subs, **kw):
         self.delivered = []
-        self.dispatcher = Dispatcher(engine, subs, transport_factory=ErpTransport, on_delivered=lambda row, lat: self.delivered.append(row),
+        self.dispatcher = Dispatcher(engine, subs, transport_factory=ErpTransport,
+                                     on_delivered=lambda row, lat: self.delivered.append(row),
                                      poll_interval_s=0.05, **kw)
-        self.writer = OutboxWriter(engine, envelope_builder=build_envelope, on_commit=lambda events, rows, subs: self.dispatcher.notify())
+        self.writer = OutboxWriter(engine, envelope_builder=build_envelope,
+                                   on_commit=lambda events, rows, subs: self.dispatcher.notify())
 
     def __enter__(self):
         self.dispatcher.start()

@@ -42,7 +42,8 @@ def test_events_are_committed_in_batches_in_accept_order_when_flooded(engine):
 
 def test_commit_hook_names_only_the_subscribers_that_got_rows_when_routing_differs(engine):
     seen = []
-    w = OutboxWriter(engine, envelope_builder=build_envelope, on_commit=lambda events, rows, subs: seen.append((rows, subs)))
+    w = OutboxWriter(engine, envelope_builder=build_envelope,
+                     on_commit=lambda events, rows, subs: seen.append((rows, subs)))
     w.start()
     first, second = calls_interleaved(1, 2)
     w.accept(first, ["crm"])
