@@ -45,6 +45,8 @@ def shape(items: list) -> list:
 
 @FUZZ
 @given(STREAM, st.lists(st.integers(min_value=0), max_size=20), st.booleans())
+@example(b"\x00\r\n\r\n\r\r\n\r\n", [5], False)  # found by this test: a stray CR after a message end
+# was a message when the buffer was whole (fast path) but blank when split (careful path)
 @example(b"A" * 1918 + b"/\n", [1919], True)  # found by this test: an over-long first line was a
 # banner when whole but not when split; now over max_line is never a banner
 def test_same_messages_and_bounded_buffer_when_arbitrary_bytes_arrive_in_any_chunks(data, points, banner):
