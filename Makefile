@@ -19,9 +19,10 @@ demo: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# The development lane, < 60 s: no chaos, no live Asterisk, no long fuzz or multi-second runs.
+# The development lane, < 60 s: no chaos, no live Asterisk, no long fuzz or multi-second runs;
+# 4 workers because the suite mostly waits (fsync, PostgreSQL, sockets), not computes.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not chaos and not asterisk"
+	$(BIN)/python -m pytest -q -n 4 -m "not slow and not chaos and not asterisk"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import queue
 import re
@@ -11,6 +13,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # runs the demo for seconds, twice
 
 ROOT = Path(__file__).parent.parent
 EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (CallRinging|CallAnswered|CallEnded|CallTransferred)\s+call \S+")

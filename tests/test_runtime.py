@@ -144,6 +144,7 @@ def start_bridge(config: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # a bridge process, seconds of traffic
 def test_run_delivers_reports_health_and_drains_everything_on_sigterm(tmp_path, sim, sink, migrated_sqlite):
     port, soap_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bridge.ami.message import NEED_DATA, Banner, Message
 from bridge.ami.protocol import AmiParser
 from bridge.errors import BridgeError
+
+pytestmark = pytest.mark.slow  # long hypothesis runs
 
 # Bounded so the whole fuzz set (this file and tests/soap/test_fuzz_service.py) stays < 30 s.
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -79,6 +79,7 @@ def _parse_pieces(data: bytes, cuts: list[int], **kw) -> list:
     return out
 
 
+@pytest.mark.slow  # every capture split at every byte
 @pytest.mark.parametrize("name", ["asterisk-22.10.1/cp1251-callerid-amiheader-22.10.1.ami",
                                   "asterisk-11.25.3/command-queue-show-support-after-11.25.3.ami",
                                   "asterisk-22.10.1/login-md5-ok-22.10.1.ami"])
@@ -116,6 +117,7 @@ _KEY = st.from_regex(r"[A-Za-z][A-Za-z0-9_\-]{0,15}", fullmatch=True).filter(
 _VALUE = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=40)
 
 
+@pytest.mark.slow  # a long hypothesis run
 @settings(max_examples=200, deadline=None)
 @given(_KEY, st.lists(st.tuples(_KEY, _VALUE), max_size=12), st.none() | st.text("abc-123", min_size=1))
 def test_encode_then_parse_round_trips_when_action_valid(name, headers, action_id):
@@ -127,6 +129,7 @@ def test_encode_then_parse_round_trips_when_action_valid(name, headers, action_i
     assert list(msg.headers) == expected
 
 
+@pytest.mark.slow  # a long hypothesis run
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(st.tuples(_KEY, _VALUE),
                          min_size=1, max_size=6), min_size=1, max_size=8),
