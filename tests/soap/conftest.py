@@ -65,8 +65,10 @@ def tracker():
 def stack(sim, soap_cfg, tracker):
     """(backend, client, sink): the production wiring — the events Pipeline feeds the CallTracker and
     routes normalized events to a subscriber; listeners are attached before the client connects."""
+    # No keepalive Ping during a test: the fuzz test counts every action the simulator receives,
+    # and on a loaded machine it outlasts the default 10 s ping interval.
     client = AmiClient(AmiConfig("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0,
-                                 reconnect_base_s=0.05, reconnect_cap_s=0.2))
+                                 reconnect_base_s=0.05, reconnect_cap_s=0.2, ping_interval_s=3600.0))
     backend = BridgeBackend({"pbx1": client}, tracker, soap_cfg=soap_cfg, pending_count=lambda: 7)
     sink = RecordingSink()
     router = Router([SubscriberConfig(name="erp", url="http://erp.example/ws", mode="normalized")])
