@@ -108,7 +108,7 @@ def check_subscriber(sub: SubscriberConfig, timeout_s: float) -> CheckResult:
     """GET the endpoint's ?wsdl (1C serves it) through the delivery transport (same auth, TLS
     verification, CA file and proxy; redirects are not followed, so credentials never go to
     another host): an answer proves the endpoint is reachable."""
-    from bridge.soap.transport import ErpTransport
+    from bridge.erp.transport import ErpTransport
 
     name = f"subscriber {sub.name}"
     transport = ErpTransport(sub)

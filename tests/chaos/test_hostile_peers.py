@@ -14,7 +14,7 @@ import time
 import pytest
 
 from bridge.config import Config, DatabaseConfig, MetricsConfig, SoapConfig
-from bridge.outbox import sink as sink_modes
+from bridge.testing import fake_erp as sink_modes
 from tests.chaos.audit import audit
 from tests.chaos.rig import Rig, ami_config, scale, subscriber_config
 

@@ -245,7 +245,7 @@ def _env() -> dict:
 
 @pytest.fixture
 def simulator():
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     sim = AmiSimulator("asterisk20", users={"bridge": AMI_SECRET}).start()
     yield sim
@@ -282,7 +282,7 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
 def shared_bridge(tmp_path_factory):
     """One bridge for a whole module (a start costs ~2 s): tests that
     attack it must leave nothing behind (their sockets closed, their threads joined)."""
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     sim = AmiSimulator("asterisk20", users={"bridge": AMI_SECRET}).start()
     # Default limits except a 2 s request deadline, so the trickle test need not wait 10 s.

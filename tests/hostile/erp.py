@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from bridge.outbox.envelope import parse_envelope_id
+from bridge.erp.envelope import parse_envelope_id
 
 OK_ENVELOPE = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
                b'<m:PushEventResponse xmlns:m="urn:asterisk-bridge:events"><m:return>true</m:return>'

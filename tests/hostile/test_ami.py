@@ -33,7 +33,7 @@ def _text(xml: bytes, name: str) -> list[str]:
 def policy_rig(tmp_path_factory):
     """A simulator and a bridge with allowed_contexts/allowed_channels set, for the state and
     policy tests (one process start for both)."""
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     sim = AmiSimulator("asterisk20", users={"bridge": AMI_SECRET}).start()
     bridge = BridgeProcess(tmp_path_factory.mktemp("policy"), sim.port,
@@ -48,7 +48,7 @@ def policy_rig(tmp_path_factory):
 def test_control_characters_from_ami_do_not_break_the_state_answers(policy_rig):
     # Finding 9: one caller name with \x01, \x1b or \x0b broke GetActiveCalls and
     # GetExtensionState (HTTP 200, a body-less envelope, a traceback) for as long as the call lived.
-    from bridge.ami import scenarios
+    from bridge.testing import scenarios
 
     simulator, bridge = policy_rig
     steps = scenarios.call_events("asterisk20", "answered", seq=1, caller_name=EVIL_NAME, time_scale=0)

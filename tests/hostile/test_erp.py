@@ -27,7 +27,7 @@ def erp_subscriber(url: str, **kw) -> dict:
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     sim = AmiSimulator("asterisk20", users={"bridge": AMI_SECRET}).start()
     erp = HostileErp().start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from bridge.events.model import BridgeEvent
-from bridge.soap import ns
+from bridge import ns
 from bridge.xmltext import is_plain, xml_text
 
 OPERATION = "PushEvent"

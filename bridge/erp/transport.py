@@ -18,14 +18,14 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from bridge import __version__
 from bridge.errors import DeliveryRejected, DeliveryRetryable
-from bridge.outbox import signing
-from bridge.outbox.envelope import CONTENT_TYPE, SOAP_ACTION, redact
+from bridge.erp import signing
+from bridge.erp.envelope import CONTENT_TYPE, SOAP_ACTION, redact
+from bridge.erp.fault import FAULT_SNIFF_BYTES, find_fault
 
 log = logging.getLogger(__name__)
 
 POOL_CONNECTIONS = 4
 POOL_MAXSIZE = 16
-FAULT_SNIFF_BYTES = 64 * 1024
 # An ERP answer to PushEvent is a few hundred bytes; anything past this is not read (the
 # connection is dropped) and the delivery counts as failed: a 10 GB body must not reach memory.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -34,10 +34,6 @@ REAPER_INTERVAL_S = 0.1        # how late past its deadline a stalled answer can
 # Retry-After beyond this is not believed (the policy clamps further, to retry_cap).
 MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
 _ENVELOPE = re.compile(rb"<(?:[\w.-]+:)?Envelope[\s>/]")
-_FAULT = re.compile(rb"<(?:[\w.-]+:)?Fault[\s>/]")
-_FAULT_CODE = re.compile(rb"<(?:[\w.-]+:)?faultcode[^>]*>([^<]*)<", re.IGNORECASE)
-_FAULT_STRING = re.compile(rb"<(?:[\w.-]+:)?faultstring[^>]*>([^<]*)<", re.IGNORECASE)
-_FAULT12_TEXT = re.compile(rb"<(?:[\w.-]+:)?Text[^>]*>([^<]*)<")
 REDACTED_HEADERS = {"authorization", "proxy-authorization", "webhook-signature"}
 
 
@@ -176,11 +172,10 @@ class ErpTransport:
     def _check(self, resp: requests.Response, body: bytes) -> None:
         status = resp.status_code
         content = body[:FAULT_SNIFF_BYTES]
-        if _FAULT.search(content):
-            code = _first(_FAULT_CODE, content)
-            text = _first(_FAULT_STRING, content) or _first(_FAULT12_TEXT, content)
-            raise DeliveryRejected(f"SOAP Fault (HTTP {status}) {code}: {text}"[:300], faultcode=code,
-                                   faultstring=text, status_code=status)
+        fault = find_fault(content)
+        if fault is not None:
+            raise DeliveryRejected(f"SOAP Fault (HTTP {status}) {fault.code}: {fault.text}"[:300],
+                                   faultcode=fault.code, faultstring=fault.text, status_code=status)
         if 200 <= status < 300:
             if content.strip() and not _ENVELOPE.search(content):
                 # An HTML login page or a proxy's error page says 200 without the ERP ever
@@ -278,11 +273,6 @@ class _Reaper(threading.Thread):
                     transport.reap_if_late(now)
                 except Exception:  # the top of a thread: never let one transport stop the reaper
                     log.exception("cutting a late ERP answer failed")
-
-
-def _first(pattern: re.Pattern, content: bytes) -> str:
-    m = pattern.search(content)
-    return m.group(1).decode("utf-8", "replace").strip()[:200] if m else ""
 
 
 def _reason(exc: Exception) -> str:
