@@ -20,8 +20,8 @@ class RetryPolicy:
     their ceilings, about 512 s (8.5 min) in total; every later wait averages 300 s, so an ERP down
     for a whole 72 h `max_age_s` weekend sees about 10 + (259,200 - 512) / 300 ≈ 870 attempts per
     row, and at most a 10 min gap after it comes back. A Retry-After from the ERP
-    (429/503) replaces the jittered wait when larger, but never exceeds cap_s. The row dies when the next attempt would fall
-    after created_at + max_age_s, or when `max_attempts` failures have been counted.
+    (429/503) replaces the jittered wait when larger, but never exceeds cap_s. The row dies when
+    the next attempt would fall after created_at + max_age_s, or when `max_attempts` failures have been counted.
     """
 
     base_s: float = 1.0
