@@ -133,6 +133,9 @@ class HostileErp:
         if mode == "html":
             conn.sendall(_head("200 OK", "text/html; charset=utf-8", len(LOGIN_PAGE)) + LOGIN_PAGE)
             return True
+        if mode == "escape_reason":               # a reason phrase that drives a terminal
+            conn.sendall(b"HTTP/1.1 503 Busy\x1b[2J\x1b]0;owned\x07\r\nContent-Length: 0\r\n\r\n")
+            return True
         if mode == "fault":
             body = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
                     f"<soap:Fault><faultcode>soap:Server</faultcode><faultstring>{self.fault_text}"

@@ -151,11 +151,23 @@ def test_erp_fault_text_cannot_forge_log_lines_or_drive_the_terminal(rig):
     forged = [line for line in bridge.log().splitlines() if "CRITICAL bridge: forged" in line]
     assert forged and all(not line.startswith("2026-12-01 00:00:00,000") for line in forged)
     assert "\x1b" not in bridge.log()
-    (row,) = rows_of(bridge, keys)
+    erp.mode = "escape_reason"
+    keys += emit(sim, 1)
+
+    def last_error() -> str:
+        rows = rows_of(bridge, keys[1:])
+        return (rows[0]["last_error"] or "") if rows else ""
+
+    assert wait_for(lambda: "Busy" in last_error(), 10)
+    row = rows_of(bridge, keys[1:])[0]
     shown = subprocess.run([*bridge_cli(), "outbox", "show", str(row["id"]), "--database-url", bridge.db_url],
                            capture_output=True, text=True, timeout=30)
-    assert shown.returncode == 0 and "forged" in shown.stdout
-    assert "\x1b" not in shown.stdout and "\\x1b[2J" in shown.stdout
+    listed = subprocess.run([*bridge_cli(), "outbox", "list", "--database-url", bridge.db_url],
+                            capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0 and "Busy" in shown.stdout and "\\x1b[2J" in shown.stdout
+    assert listed.returncode == 0 and "Busy" in listed.stdout
+    assert "\x1b" not in shown.stdout + listed.stdout and "\x07" not in shown.stdout + listed.stdout
+    assert "\x1b" not in bridge.log()
     settle(bridge, erp, keys)
     bridge.assert_no_secret_logged()
 
