@@ -108,6 +108,14 @@ class DeliveryPrinter:
         if push is None:
             return
         name = push.findtext(f"{{{ns.EVENTS}}}name") or "?"
+        if push.findtext(f"{{{ns.EVENTS}}}kind") == "link":
+            self.delivered += 1
+            headers = {h.get("name"): h.text or "" for h in push.iterfind(f"{{{ns.EVENTS}}}headers/*")}
+            detail = headers.get("Reason") or f"Asterisk {headers.get('AsteriskVersion') or '?'}"
+            self.out.write(f"{datetime.now():%H:%M:%S}  {name:<16} {push.findtext(f'{{{ns.EVENTS}}}server')}"
+                           f"  [{detail}]\n")
+            self.out.flush()
+            return
         call = {etree.QName(el).localname: el.text or "" for el in push.iterfind(f"{{{ns.EVENTS}}}call/*")}
         self.delivered += 1
         call_id = call.get("CallId") or push.findtext(f"{{{ns.EVENTS}}}orderKey") or "?"

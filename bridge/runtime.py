@@ -193,6 +193,8 @@ class Runtime:
             self.soap_server = None
 
     def _stop_ami(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stopping()   # the ERP's LinkDown says "bridge stopped", not a PBX fault
         running, self._running_clients = self._running_clients, []
         for client in running:
             client.stop(AMI_STOP_TIMEOUT_S)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (CallRinging|CallAnswered|CallEnded|CallTransferred)\s+call \S+")
+EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (CallRinging|CallAnswered|CallEnded|CallTransferred|LinkUp|LinkDown)\s+(call )?\S+")
 
 
 def run_demo(*args: str, timeout_s: float = 90) -> subprocess.CompletedProcess:

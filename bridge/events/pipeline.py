@@ -8,7 +8,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 from bridge.ami.protocol import Action, Banner, Message
+from bridge.calls import model as calls
 from bridge.errors import BridgeError
+from bridge.events.link import STOPPING_REASON, LinkWatch
 from bridge.events.model import RAW, BridgeEvent, EventSink
 from bridge.events.router import Router
 
@@ -55,17 +57,28 @@ def raw_event(server: str, message: Message, received_monotonic: float = 0.0,
                        text=message.text, order_key=order_key, received_monotonic=received_monotonic)
 
 
+def lost_calls(events: Sequence[BridgeEvent]) -> int:
+    """How many calls a resync closed as lost-during-disconnect (their final CallEnded)."""
+    return len({e.get("CallId") for e in events
+                if e.name == calls.CALL_ENDED and e.get("CallState") == calls.ENDED
+                and e.get("Reason") == calls.R_LOST})
+
+
 class Pipeline:
     """AmiListener: each event goes to the call tracker, then raw and normalized events go
     through the Router to `sink.accept`. Runs on the AMI reader thread: never blocks on I/O
-    (the sink's own queue applies backpressure)."""
+    (the sink's own queue applies backpressure). Link changes become LinkDown/LinkUp events
+    (bridge.events.link), routed the same way."""
 
     def __init__(self, server_tracker: "CallTracker", router: Router, sink: EventSink,
-                 metrics: PipelineMetrics | None = None, clients: Sequence = ()) -> None:
+                 metrics: PipelineMetrics | None = None, clients: Sequence = (),
+                 link_watch: LinkWatch | None = None) -> None:
         self.tracker = server_tracker
         self.router = router
         self.sink = sink
         self.metrics = metrics
+        self.link_watch = link_watch or LinkWatch()
+        self._stopping = False
         self._clients: dict[str, object] = {}
         for client in clients:
             self.attach(client)
@@ -93,25 +106,39 @@ class Pipeline:
             self._deliver(event, arrived)
 
     def on_connected(self, server: str, banner: Banner) -> None:
-        """After login and filters: ask what is live, end the calls that vanished meanwhile."""
+        """After login and filters: ask what is live, end the calls that vanished meanwhile,
+        then say LinkUp (after those CallEnded, so its LostCalls counts them)."""
         client = self._clients.get(server)
-        if client is None:
-            return
+        lost = self._resync(server, client) if client is not None else None
+        version = getattr(client, "asterisk_version", None)
+        self._deliver(self.link_watch.up(server, version, banner.version_text if banner else None, lost),
+                      time.monotonic())
+
+    def on_disconnected(self, server: str, reason: str) -> None:
+        """LinkDown. Calls stay open until the resync after the next login decides."""
+        reason = STOPPING_REASON if self._stopping else reason
+        self._deliver(self.link_watch.down(server, reason), time.monotonic())
+
+    def stopping(self) -> None:
+        """The bridge is shutting its links: the LinkDowns that follow say so."""
+        self._stopping = True
+
+    def _resync(self, server: str, client) -> int | None:
+        """CoreShowChannels → reconcile; the number of calls closed as lost, None if it failed."""
         mark = self.tracker.mark()
         try:
             result = client.send_action(Action.build("CoreShowChannels")).result(RESYNC_TIMEOUT_S)
         except BridgeError as exc:
             log.warning("ami %s: resync after reconnect failed: %s", server, exc)
-            return
+            return None
         except TimeoutError:
             log.warning("ami %s: resync after reconnect timed out after %.0f s", server, RESYNC_TIMEOUT_S)
-            return
+            return None
         live = [m for m in result.events if (m.event or "").lower() == "coreshowchannel"]
-        for event in self.tracker.reconcile(server, live, since_mark=mark):
+        ended = self.tracker.reconcile(server, live, since_mark=mark)
+        for event in ended:
             self._deliver(event, time.monotonic())
-
-    def on_disconnected(self, server: str, reason: str) -> None:
-        """Nothing to do: calls stay open until the resync after the next login decides."""
+        return lost_calls(ended)
 
     # -- helpers -------------------------------------------------------------------------------
 
