@@ -20,6 +20,7 @@ LINK_DOWN = "LinkDown"
 LINK_UP = "LinkUp"
 LINK_EVENT_NAMES = (LINK_DOWN, LINK_UP)
 STOPPING_REASON = "bridge stopped"   # LinkDown's Reason when the bridge itself shuts the link
+NEVER_UP_REASON = "not reachable since the bridge started"   # + the last connect error
 
 
 def order_key(server: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, Sequence
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 from bridge.ami.protocol import Action, Banner, Message
 from bridge.calls import model as calls
 from bridge.errors import BridgeError
-from bridge.events.link import STOPPING_REASON, LinkWatch
+from bridge.events.link import NEVER_UP_REASON, STOPPING_REASON, LinkWatch
 from bridge.events.model import RAW, BridgeEvent, EventSink
 from bridge.events.router import Router
 
@@ -79,6 +80,9 @@ class Pipeline:
         self.metrics = metrics
         self.link_watch = link_watch or LinkWatch()
         self._stopping = False
+        # LinkDown/LinkUp come from the notifier thread and the start-up check: one at a time,
+        # so the last one the ERP gets is the link's real state.
+        self._link_lock = threading.Lock()
         self._clients: dict[str, object] = {}
         for client in clients:
             self.attach(client)
@@ -111,13 +115,25 @@ class Pipeline:
         client = self._clients.get(server)
         lost = self._resync(server, client) if client is not None else None
         version = getattr(client, "asterisk_version", None)
-        self._deliver(self.link_watch.up(server, version, banner.version_text if banner else None, lost),
-                      time.monotonic())
+        with self._link_lock:
+            self._deliver(self.link_watch.up(server, version, banner.version_text if banner else None,
+                                             lost), time.monotonic())
 
     def on_disconnected(self, server: str, reason: str) -> None:
         """LinkDown. Calls stay open until the resync after the next login decides."""
         reason = STOPPING_REASON if self._stopping else reason
-        self._deliver(self.link_watch.down(server, reason), time.monotonic())
+        with self._link_lock:
+            self._deliver(self.link_watch.down(server, reason), time.monotonic())
+
+    def check_unreachable(self) -> None:
+        """Run once, a while after start: a link that never logged in gets a LinkDown, since the
+        ERP may still believe it up (the bridge crashed, and Asterisk is down now)."""
+        for server, client in self._clients.items():
+            with self._link_lock:
+                if self._stopping or client.connected or client.stats.connects:
+                    continue
+                reason = f"{NEVER_UP_REASON}: {client.stats.last_error or 'no login yet'}"
+                self._deliver(self.link_watch.down(server, reason), time.monotonic())
 
     def stopping(self) -> None:
         """The bridge is shutting its links: the LinkDowns that follow say so."""

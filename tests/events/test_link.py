@@ -176,3 +176,37 @@ def test_erp_hears_link_down_then_up_with_lost_calls_when_simulator_is_killed_an
     lost_row = next(i for i, r in enumerate(erp_rows) if r["event_name"] == "CallEnded" and r["order_key"] == call_id)
     up_rows = [i for i, r in enumerate(erp_rows) if r["event_name"] == "LinkUp"]
     assert up_rows[0] < lost_row < up_rows[1]           # the LinkUp counting the lost call comes after it
+
+
+def test_erp_hears_link_down_when_asterisk_is_unreachable_at_start_and_link_up_when_it_appears(tmp_path, sink):
+    import socket
+
+    from bridge.runtime import Runtime
+
+    with socket.socket() as s:          # a port nobody listens on (yet)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp_path / 'outbox.db'}", batch_max_delay_s=0.005),
+                    ami=(AmiConfig(name="pbx1", port=port, username="bridge", secret=SECRET, reconnect_base_s=0.05,
+                                   reconnect_cap_s=0.2, connect_timeout_s=2.0),),
+                    subscribers=(SubscriberConfig("erp", sink.url + "/erp", retry_base_s=0.1),))
+    runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=5.0, link_grace_s=0.3)
+    sim = AmiSimulator("asterisk20", port=port, users={"bridge": SECRET}, time_scale=0)
+    try:
+        started_at = time.time()
+        runtime.start()
+        down, = wait_links(sink, "/ws/erp", 1)
+        assert down.name == "LinkDown" and down["Reason"].startswith("not reachable since the bridge started: ")
+        assert "refused" in down["Reason"] and started_at <= iso_ts(down["Since"]) <= time.time()
+        time.sleep(0.3)
+        sim.start()
+        up = wait_links(sink, "/ws/erp", 2)[1]
+        assert up.headers == {"Event": "LinkUp", "Server": "pbx1", "AsteriskVersion": "22.10.1",
+                              "AMIVersion": "11.0.0", "DownSince": down["Since"],
+                              "DownSeconds": up["DownSeconds"], "LostCalls": "0"}
+        assert 0.3 <= float(up["DownSeconds"]) <= time.time() - started_at
+    finally:
+        runtime.stop()
+        sim.stop()
+    assert [(p.name, p.headers.get("Reason")) for p in links(sink, "/ws/erp")][1:] == [
+        ("LinkUp", None), ("LinkDown", "bridge stopped")]
