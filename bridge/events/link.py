@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 from bridge.events.model import LINK, BridgeEvent
 
@@ -21,6 +21,8 @@ LINK_UP = "LinkUp"
 LINK_EVENT_NAMES = (LINK_DOWN, LINK_UP)
 STOPPING_REASON = "bridge stopped"   # LinkDown's Reason when the bridge itself shuts the link
 NEVER_UP_REASON = "not reachable since the bridge started"   # + the last connect error
+# The call model's words (bridge.calls.model), spelled here so events/ does not import calls/.
+CALL_ENDED, CALL_OVER, LOST = "CallEnded", "ended", "lost-during-disconnect"
 
 
 def order_key(server: str) -> str:
@@ -37,6 +39,12 @@ def _event(server: str, name: str, headers: list[tuple[str, str]], now: float) -
     return BridgeEvent(server=server, name=name, kind=LINK, headers=tuple(headers),
                        text="\r\n".join(f"{k}: {v}" for k, v in headers), order_key=order_key(server),
                        time=datetime.fromtimestamp(now, timezone.utc))
+
+
+def lost_calls(events: Sequence[BridgeEvent]) -> int:
+    """How many calls a resync closed as lost-during-disconnect (their final CallEnded)."""
+    return len({e.get("CallId") for e in events
+                if e.name == CALL_ENDED and e.get("CallState") == CALL_OVER and e.get("Reason") == LOST})
 
 
 class LinkWatch:

@@ -9,9 +9,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 from bridge.ami.protocol import Action, Banner, Message
-from bridge.calls import model as calls
 from bridge.errors import BridgeError
-from bridge.events.link import NEVER_UP_REASON, STOPPING_REASON, LinkWatch
+from bridge.events.link import NEVER_UP_REASON, STOPPING_REASON, LinkWatch, lost_calls
 from bridge.events.model import RAW, BridgeEvent, EventSink
 from bridge.events.router import Router
 
@@ -56,13 +55,6 @@ def raw_event(server: str, message: Message, received_monotonic: float = 0.0,
                  or message.get("Channel") or message.event or "")
     return BridgeEvent(server=server, name=message.event or "", kind=RAW, headers=message.headers,
                        text=message.text, order_key=order_key, received_monotonic=received_monotonic)
-
-
-def lost_calls(events: Sequence[BridgeEvent]) -> int:
-    """How many calls a resync closed as lost-during-disconnect (their final CallEnded)."""
-    return len({e.get("CallId") for e in events
-                if e.name == calls.CALL_ENDED and e.get("CallState") == calls.ENDED
-                and e.get("Reason") == calls.R_LOST})
 
 
 class Pipeline:

@@ -65,6 +65,13 @@ def test_link_envelope_validates_against_events_wsdl_when_built():
         schema.assertValid(body)
 
 
+def test_link_module_spells_the_call_models_words_when_counting_lost_calls():
+    from bridge.calls import model
+    from bridge.events import link
+
+    assert (link.CALL_ENDED, link.CALL_OVER, link.LOST) == (model.CALL_ENDED, model.ENDED, model.R_LOST)
+
+
 @pytest.mark.parametrize("kw,down,up", [
     (dict(mode="normalized"), True, True),
     (dict(mode="both"), True, True),
