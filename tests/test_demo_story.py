@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
-from bridge.demo_story import Click, StoryPrinter
+from bridge.testing.demo_story import Click, StoryPrinter
 from bridge.events.model import BridgeEvent
-from bridge.outbox.envelope import build_envelope
+from bridge.erp.envelope import build_envelope
 
 
 def envelope(name: str, kind: str = "normalized", event_uuid: str | None = None, **headers: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Reading what a PushEventSink received, for the LinkDown/LinkUp tests (simulator and live)."""
+"""Reading what a FakeErp received, for the LinkDown/LinkUp tests (simulator and live)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 
 from lxml import etree
 
-from bridge.soap import ns
+from bridge import ns
 
 E = f"{{{ns.EVENTS}}}"
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge.ami.scenarios import call_events
-from bridge.ami.simulator import AmiSimulator
+from bridge.testing.scenarios import call_events
+from bridge.testing.simulator import AmiSimulator
 from bridge.config import AmiConfig, Config, DatabaseConfig, SubscriberConfig
 from bridge.events import LINK, LinkWatch
 from bridge.events.filters import SubscriberFilter
-from bridge.outbox.envelope import build_envelope
-from bridge.outbox.sink import PushEventSink
-from tests.events.link_support import iso_ts, links, pushed, wait_links, wait_until
+from bridge.erp.envelope import build_envelope
+from bridge.testing.fake_erp import FakeErp
+from tests.events.link_support import iso_ts, links, pushed, wait_links
 
 SECRET = "link-secret"
 
@@ -55,7 +55,7 @@ def test_link_events_carry_server_reason_since_and_downtime_when_built():
 def test_link_envelope_validates_against_events_wsdl_when_built():
     from lxml import etree
 
-    from bridge.soap import ns
+    from bridge import ns
 
     wsdl = etree.parse(str(Path(__file__).resolve().parents[2] / "wsdl" / "events.wsdl"))
     schema = etree.XMLSchema(wsdl.find(f"{{{ns.WSDL}}}types/{{{ns.XSD}}}schema"))
@@ -93,7 +93,7 @@ def test_subscriber_gets_link_events_only_when_it_asks(kw, down, up):
 
 @pytest.fixture
 def sink():
-    with PushEventSink(path="/ws") as receiver:
+    with FakeErp(path="/ws") as receiver:
         yield receiver
 
 

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from bridge.ami.client import AmiClient
-from bridge.ami.protocol import Action
+from bridge.ami.actions import Action
 from bridge.config import AmiConfig, Config, DatabaseConfig, SubscriberConfig
-from bridge.outbox.sink import PushEventSink
+from bridge.testing.fake_erp import FakeErp
 from tests.events.link_support import iso_ts, pushed, wait_links, wait_until
+
+pytestmark = pytest.mark.asterisk   # left out of `make test-fast`, like tests/asterisk/
 
 ROOT = Path(__file__).resolve().parents[2]
 ETC = Path(__file__).parent / "link-etc"
@@ -107,8 +109,8 @@ def pbx():
 
 
 def _admin(pbx: Pbx) -> AmiClient:
-    client = AmiClient("admin", "127.0.0.1", pbx.port, "admin", ADMIN_SECRET, reconnect_base_s=0.1,
-                       reconnect_cap_s=0.5)
+    client = AmiClient(AmiConfig(name="admin", port=pbx.port, username="admin", secret=ADMIN_SECRET,
+                                 reconnect_base_s=0.1, reconnect_cap_s=0.5))
     client.start()
     assert client.wait_connected(10)
     return client
@@ -122,7 +124,7 @@ def _command(admin: AmiClient, command: str) -> list[str]:
 def test_erp_hears_link_down_and_up_with_version_from_real_asterisk_when_kicked_and_restarted(pbx, tmp_path):
     from bridge.runtime import Runtime
 
-    with PushEventSink(path="/erp") as sink:
+    with FakeErp(path="/erp") as sink:
         config = Config(
             database=DatabaseConfig(url=f"sqlite:///{tmp_path / 'outbox.db'}", batch_max_delay_s=0.005),
             ami=(AmiConfig(name="pbx22", port=pbx.port, username="bridge", secret=BRIDGE_SECRET,

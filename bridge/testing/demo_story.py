@@ -14,7 +14,7 @@ from typing import Callable, TextIO
 
 from lxml import etree
 
-from bridge.soap import ns
+from bridge import ns
 
 _E = f"{{{ns.EVENTS}}}"
 INDENT = " " * 10

@@ -16,8 +16,8 @@ from lxml import etree
 
 from bridge.config import (AmiConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
                            SoapConfig, SubscriberConfig)
-from bridge.demo_story import Click, StoryPrinter
-from bridge.soap import ns
+from bridge import ns
+from bridge.testing.demo_story import Click, StoryPrinter
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class CallGenerator(threading.Thread):
 def lose_answer_once(sink, nth: int) -> None:
     """Make the sink read the `nth` event and then reset the connection instead of answering:
     the ERP has it, the bridge does not know, so it sends it again with the same id."""
-    from bridge.outbox import sink as modes
+    from bridge.testing import fake_erp as modes
 
     def on_receipt(receipt) -> None:
         if receipt.answered != modes.OK:
@@ -143,15 +143,15 @@ Ask for the active calls (SOAP 1.1, user {DEMO_SOAP_USER}/{DEMO_SOAP_PASSWORD}):
     --data '<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><GetActiveCalls xmlns="{ns.BRIDGE}"/></soap:Body></soap:Envelope>'
 What the ERP receives, as it arrives: every event, then one line per call when it ends.
 Every few calls 1C presses ClickToCall (through the SOAP service above).{lost}
-""")
+""")  # noqa: E501  (a shell command the user copies: one line)
     out.flush()
 
 
 def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, profile: str = "asterisk20",
              verbose: bool = False, out: TextIO | None = None, lose_answer_to: int = LOSE_ANSWER_TO) -> int:
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
     from bridge.logsetup import setup_logging
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.fake_erp import FakeErp
     from bridge.runtime import Runtime
 
     out = out or sys.stdout
@@ -161,7 +161,7 @@ def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, pro
     with tempfile.TemporaryDirectory(prefix="asterisk-bridge-demo-") as tmp, \
             AmiSimulator(profile, users={DEMO_AMI_USER: DEMO_AMI_SECRET},
                          originate_outcomes=CLICK_OUTCOMES) as sim, \
-            PushEventSink(path="/erp/ws/asterisk") as sink:
+            FakeErp(path="/erp/ws/asterisk") as sink:
         workdir = Path(tmp)
         config = demo_config(sim.port, sink.url, f"sqlite:///{workdir / 'outbox.db'}", profile)
         runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=5.0)
