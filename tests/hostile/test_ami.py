@@ -134,16 +134,16 @@ def test_garbage_and_a_full_intake_queue_stay_bounded_without_a_dead_link(bridge
     # reader stopped, the Pong sat unread and the link was declared dead and reconnected.
     # Round 1: ~10 MB of 48 KiB garbage events while the outbox is locked: the queue stops at
     # queue_max_bytes (8 MiB of estimated memory here) and the reader waits (TCP pushes back).
-    # Round 2: 500 small events into a 100-event queue, outbox locked 2 s, Ping every 0.3 s with a
+    # Round 2: 400 small events into a 100-event queue, outbox locked 1.5 s, Ping every 0.3 s with a
     # 1 s timeout: the pause is backpressure, not a dead link. Both rounds: lost = 0.
     with HostileErp() as erp:
         bridge = bridge_factory(subscribers=_catch_all(erp),
                                 database={"queue_max_bytes": 8 * 1024 * 1024, "queue_max_events": 100},
                                 ami={"ping_interval": "300ms", "ping_timeout": "1s"})
-        garbage = _flood_while_locked(bridge, simulator, 48 * 1024, 200, hold_s=1.5)
+        garbage = _flood_while_locked(bridge, simulator, 48 * 1024, 200, hold_s=1.2)
         print(f"garbage flood: {garbage}")
         _all_delivered(bridge, erp, garbage["offered"])
-        small = _flood_while_locked(bridge, simulator, 512, 500, hold_s=2.0, first=garbage["offered"])
+        small = _flood_while_locked(bridge, simulator, 512, 400, hold_s=1.5, first=garbage["offered"])
         print(f"backpressure: {small}")
         _all_delivered(bridge, erp, garbage["offered"] + small["offered"])
     for figures in (garbage, small):

@@ -88,8 +88,8 @@ def test_a_trickling_erp_answer_is_cut_at_the_deadline(rig):
     # good, every row pending with 0 attempts and no last_error. Deadline here: 1 s + 1 s.
     sim, erp, bridge = rig
     erp.mode = "trickle"
-    keys = emit(sim, 2)
-    assert wait_for(lambda: len(rows_of(bridge, keys)) == 2
+    keys = emit(sim, 1)
+    assert wait_for(lambda: len(rows_of(bridge, keys)) == 1
                     and all("within 2 s" in (r["last_error"] or "") for r in rows_of(bridge, keys)), 10)
     assert bridge.healthz()[0] == 200
     settle(bridge, erp, keys)
