@@ -63,6 +63,9 @@ class Endings:
             call.caller_cancelled = True
         if leg.role != CALLEE or not leg.rang:
             return
+        if leg.hop and call.answered_at is not None and any(
+                o.shadow and o.parent == leg.key for o in call.legs.values()):
+            return   # the party it dialed for the same extension tells this story
         if call.answered_by == leg.key or not call.other_live_parties(leg):
             call.deferred.append(leg)   # perhaps the last party: its end is the call's end
         else:
