@@ -1,9 +1,10 @@
 """Adapter for the Asterisk 12+ event set: DialBegin/DialEnd, BridgeEnter/BridgeLeave,
-QueueCallerJoin/Leave, BlindTransfer; every channel event carries Linkedid."""
+QueueCallerJoin/Leave, BlindTransfer, AttendedTransfer; every channel event carries Linkedid."""
 
 from __future__ import annotations
 
 from bridge.ami.protocol import Message
+from bridge.calls.channels import device_of
 from bridge.calls.common import Handler, ensure_channel
 from bridge.calls.engine import CallEngine
 
@@ -49,6 +50,18 @@ def on_blind_transfer(engine: CallEngine, server: str, msg: Message) -> None:
         engine.transfer(transferee, transferer, msg.get("Extension") or "", "blind")
 
 
+def on_attended_transfer(engine: CallEngine, server: str, msg: Message) -> None:
+    # 22.10.1 (AMI Atxfer, live suite): the transferer's hangup completes the transfer; its
+    # Local ;2 half hangs up before this event, its ;1 half (in the bridge) after it.
+    if (msg.get("Result") or "").lower() != "success":
+        return
+    transferee = engine.channel(server, msg.get("TransfereeUniqueid"))
+    transferer = engine.channel(server, msg.get("OrigTransfererUniqueid"))
+    target = engine.channel(server, msg.get("TransferTargetUniqueid"))
+    if transferee is not None:
+        engine.transfer(transferee, transferer, device_of(target.name) if target else "", "attended")
+
+
 def on_connected_line(engine: CallEngine, server: str, msg: Message) -> None:
     engine.caller_id(server, msg.get("Uniqueid"), None, None, msg.get("ConnectedLineNum"))
 
@@ -62,5 +75,6 @@ HANDLERS: dict[str, Handler] = {
     "queuecallerjoin": on_queue_join,
     "queuecallerleave": on_queue_leave,
     "blindtransfer": on_blind_transfer,
+    "attendedtransfer": on_attended_transfer,
     "newconnectedline": on_connected_line,
 }

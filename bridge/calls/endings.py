@@ -46,9 +46,12 @@ class Endings:
         talking = leg.role == CALLER or leg.key == call.answered_by
         if talking and call.cause is None and cause not in (None, "0"):
             call.cause, call.cause_txt = cause, cause_txt   # who ended the conversation, and why
-        if leg.ended_at is None:
-            self._end_leg(call, leg, cause, cause_txt)
-        elif leg.cause in (None, "0") and cause not in (None, "0"):
+        if leg.ended_at is None and all(c.hung_up for c in leg.channels):
+            # A Local pair leaves when both halves have: between the two hangups Asterisk may
+            # still say why it left (AttendedTransfer comes after ;2's Hangup, before ;1's).
+            best = next((c for c in leg.channels if c.cause not in (None, "0")), ch)
+            self._end_leg(call, leg, best.cause, best.cause_txt)
+        elif leg.ended_at is not None and leg.cause in (None, "0") and cause not in (None, "0"):
             # The other half of a Local pair often knows the real cause (11.25.3 captures).
             leg.cause, leg.cause_txt = cause, cause_txt
         call.live.discard(ch.uniqueid)
@@ -63,9 +66,9 @@ class Endings:
             call.caller_cancelled = True
         if leg.role != CALLEE or not leg.rang:
             return
-        if leg.hop and call.answered_at is not None and any(
-                o.shadow and o.parent == leg.key for o in call.legs.values()):
-            return   # the party it dialed for the same extension tells this story
+        twin = call.twin(leg)
+        if twin is not None and call.answered_by == twin.key:
+            return   # one party with its twin, which answered and tells the end
         if call.answered_by == leg.key or not call.other_live_parties(leg):
             call.deferred.append(leg)   # perhaps the last party: its end is the call's end
         else:

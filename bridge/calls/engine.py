@@ -171,9 +171,6 @@ class CallEngine(Endings):
         target = dial_target(dialstring)
         if target:
             leg.extension = target
-        parent = call.legs.get(leg.parent or "")
-        if parent is not None and parent.hop and parent.rang and parent.extension == leg.extension:
-            leg.shadow = True    # Local/218@hop dialing 218: one party, the hop already rang
         self._ring(call, leg)
 
     def dial_end(self, server: str, src_uid: str | None, dst_uid: str | None, status: str) -> None:
@@ -337,6 +334,10 @@ class CallEngine(Endings):
 
     def _ring(self, call: Call, leg: Leg) -> None:
         if leg.rang or leg.ended_at is not None or leg.shadow or self._lost_race(call, leg):
+            return
+        twin = call.twin(leg)
+        if twin is not None and twin.rang:
+            leg.shadow = True    # Local/218@hop dialing 218: one party, and it already rang
             return
         leg.rang = True
         leg.started_at = self.clock()

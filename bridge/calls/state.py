@@ -31,7 +31,7 @@ class Leg:
     channels: list[Channel] = field(default_factory=list)
     parent: str | None = None        # key of the leg that dialed this one
     hop: bool = False                # a Local leg that dials further (queue, ring group)
-    shadow: bool = False             # dialed by a hop for the same extension: the hop speaks for it
+    shadow: bool = False             # the twin of a leg that rang (see Call.twin): it stays silent
     rang: bool = False               # CallRinging emitted
     answered_at: float | None = None
     ended_at: float | None = None
@@ -111,6 +111,15 @@ class Call:
             leg = self.legs.get(leg.parent) or leg
         return False
 
+    def twin(self, leg: Leg) -> Leg | None:
+        """A Local hop and the leg it dials for the same extension (Local/218@hop → 218@phones,
+        as FreePBX dials every extension) are one party; their DialBegins come in either order."""
+        parent = self.legs.get(leg.parent or "")
+        if parent is not None and parent.role == CALLEE and parent.extension == leg.extension:
+            return parent
+        return next((o for o in self.legs.values() if o.parent == leg.key and o.role == CALLEE
+                     and o.extension == leg.extension), None)
+
     def other_live_parties(self, leg: Leg) -> bool:
         """Is anyone besides `leg` still ringing or talking on a callee leg?"""
         return any(o is not leg and o.ended_at is None and not o.hop and not o.shadow
@@ -149,6 +158,9 @@ def leg_reason(call: Call, leg: Leg) -> str:
     if call.lost and leg.cause is None:
         return m.R_LOST
     status, cause = leg.dial_status, leg.cause
+    twin = call.twin(leg)
+    if status in (None, "CANCEL") and twin is not None and twin.dial_status not in (None, "CANCEL"):
+        status = twin.dial_status   # the outer Dial of a hop knows it was NOANSWER/BUSY
     if cause in CAUSE_ANSWERED_ELSEWHERE:
         return m.R_ANSWERED_ELSEWHERE
     if status == "BUSY" or cause in CAUSE_BUSY or leg.busy_seen:

@@ -54,6 +54,11 @@ class Pbx:
         shutil.copytree(ETC, etc)
         _set(etc / "manager.conf", r"^port = \d+", f"port = {self.ami_port}")
         _set(etc / "http.conf", r"^bindport = \d+", f"bindport = {self.http_port}")
+        # Asterisk looks a prompt up as <language>/<name> when the language is a path.
+        prompts = self.dir / "prompts"
+        prompts.mkdir()
+        (prompts / "pbx-transfer.sln").write_bytes(bytes(1600))      # 0.1 s of silence, 8 kHz slin
+        _set(etc / "extensions.conf", r"^PROMPTS = .*$", f"PROMPTS = {prompts}")
         done = subprocess.run([str(self.script), "start", str(self.dir)], env=self._env(),
                               capture_output=True, text=True, timeout=90)
         if done.returncode != 0:

@@ -80,6 +80,12 @@ def _(live):
     return live.inbound("79160000017", "704"), None
 
 
+@scenario("inbound-answered-through-local-hop", story("79160000018", "705", IN,
+          ring("119"), answer("119"), end("119", "answered", "119", TALK)))
+def _(live):
+    return live.inbound("79160000018", "705"), None
+
+
 @scenario("internal-answered", story("105", "106", INT,
           ring("106"), answer("106"), end("106", "answered", "106", TALK)))
 def _(live):
@@ -204,7 +210,7 @@ def _(live):
 
 @scenario("attended-transfer-ami-atxfer", story("79160000010", "610", IN,
           ring("610"), answer("610"), ring("616", "answered"), answer("616"), xfer("610", "616"),
-          left("610", "transferred", "answered"), end("616", "answered", "616", (3, 14))))
+          left("610", "transferred", "answered", "616", (1, 6)), end("616", "answered", "616", (3, 14))))
 def _(live):
     call_id = live.inbound("79160000010", "610", hold_s=8)
     live.wait_for(call_id, "CallAnswered", "610")

@@ -32,9 +32,11 @@ def answer(ext: str, call_state: str = "answered") -> Ev:
     return Ev(ANSWER, ext, "answered", call_state, answered_by=ext)
 
 
-def left(ext: str, reason: str, call_state: str, answered_by: str = "") -> Ev:
-    """A party leaves while the call goes on (CallState still ringing/answered)."""
-    return Ev(END, ext, "ended", call_state, reason, answered_by)
+def left(ext: str, reason: str, call_state: str, answered_by: str = "",
+         billsec: tuple[int, int] = (0, 0)) -> Ev:
+    """A party leaves while the call goes on (CallState still ringing/answered); AnsweredBy is
+    who has the call at that moment, Billsec the party's own talk time."""
+    return Ev(END, ext, "ended", call_state, reason, answered_by, billsec)
 
 
 def end(ext: str, reason: str, answered_by: str = "", billsec: tuple[int, int] = (0, 0)) -> Ev:
