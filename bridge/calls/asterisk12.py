@@ -16,7 +16,8 @@ def on_dial_begin(engine: CallEngine, server: str, msg: Message) -> None:
         return
     if src is not None:
         engine.caller_id(server, src.uniqueid, msg.get("CallerIDNum"), msg.get("CallerIDName"))
-    engine.dial_begin(server, src.uniqueid if src else None, dst, msg.get("DialString"))
+    engine.dial_begin(server, src.uniqueid if src else None, dst, msg.get("DialString"),
+                      dial_end_follows=src is not None)
 
 
 def on_dial_end(engine: CallEngine, server: str, msg: Message) -> None:
@@ -57,9 +58,9 @@ def on_attended_transfer(engine: CallEngine, server: str, msg: Message) -> None:
         return
     transferee = engine.channel(server, msg.get("TransfereeUniqueid"))
     transferer = engine.channel(server, msg.get("OrigTransfererUniqueid"))
-    target = engine.channel(server, msg.get("TransferTargetUniqueid"))
+    target = msg.get("TransferTargetChannel") or ""
     if transferee is not None:
-        engine.transfer(transferee, transferer, device_of(target.name) if target else "", "attended")
+        engine.transfer(transferee, transferer, device_of(target) if target else "", "attended")
 
 
 def on_connected_line(engine: CallEngine, server: str, msg: Message) -> None:

@@ -157,7 +157,8 @@ class CallEngine(Endings):
 
     # -- dialing -------------------------------------------------------------------------------
 
-    def dial_begin(self, server: str, src_uid: str | None, dst: Channel, dialstring: str | None) -> None:
+    def dial_begin(self, server: str, src_uid: str | None, dst: Channel, dialstring: str | None,
+                   dial_end_follows: bool = False) -> None:
         src = self.channel(server, src_uid)
         if src is None:
             # An Originate's DialBegin has only Dest* fields (22.10.1 capture): nobody dials.
@@ -171,6 +172,10 @@ class CallEngine(Endings):
         target = dial_target(dialstring)
         if target:
             leg.extension = target
+        # Dial and Queue publish every member's DialBegin before they act on an answer; a member
+        # that picks up at once (auto-answer) is Up before its fellow members' DialBegin, so its
+        # answer is taken from its DialEnd ANSWER: nobody then rings after the call was answered.
+        leg.awaits_dial_end = dial_end_follows
         self._ring(call, leg)
 
     def dial_end(self, server: str, src_uid: str | None, dst_uid: str | None, status: str) -> None:
@@ -204,7 +209,7 @@ class CallEngine(Endings):
                 call, leg = self._adopt(queued, ch)
             if leg.role == CALLEE or (leg.role == CALLER and call.originated):
                 self._ring(call, leg)
-        elif state == UP_STATE:
+        elif state == UP_STATE and not (leg.awaits_dial_end and leg.role == CALLEE):
             self._answer(call, leg)
         elif state == BUSY_STATE:
             leg.busy_seen = True

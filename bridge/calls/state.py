@@ -31,6 +31,7 @@ class Leg:
     channels: list[Channel] = field(default_factory=list)
     parent: str | None = None        # key of the leg that dialed this one
     hop: bool = False                # a Local leg that dials further (queue, ring group)
+    awaits_dial_end: bool = False    # dialed by a 12+ DialBegin: answered at its DialEnd ANSWER
     shadow: bool = False             # the twin of a leg that rang (see Call.twin): it stays silent
     rang: bool = False               # CallRinging emitted
     answered_at: float | None = None
