@@ -20,8 +20,8 @@ class Endings:
             self._note_hangup_by(*self.call_of(ch))
 
     def _note_hangup_by(self, call: Call, leg: Leg) -> None:
-        if call.hangup_by is not None or leg.ended_at is not None:
-            return
+        if call.hangup_by is not None or leg.ended_at is not None or leg.transferred:
+            return   # a transferer leaving ends its part, not the conversation it handed over
         if leg.role == CALLER:
             if call.answered_at is not None:
                 call.hangup_by = "caller"

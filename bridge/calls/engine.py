@@ -272,9 +272,9 @@ class CallEngine(Endings):
             loser = call.legs[transferer.key]
         if loser.role != CALLEE or loser.transferred:
             return
+        # `answered_by` stays: the transferer did answer. A target that answers takes over
+        # (_answer); a Redirect into dialplan (no new party) leaves the call answered by it.
         loser.transferred = True
-        if call.answered_by == loser.key:
-            call.answered_by = None
         call.transfers.append(target)
         self._emit(normalize.transferred(call, loser, self.clock(), target, kind, transferee))
 
