@@ -63,9 +63,11 @@ class Endings:
             call.caller_cancelled = True
         if leg.role != CALLEE or not leg.rang:
             return
-        if call.answered_by == leg.key or not call.other_live_parties(leg):
+        talking = call.answered_by == leg.key and not leg.transferred
+        if talking or not call.other_live_parties(leg):
             call.deferred.append(leg)   # perhaps the last party: its end is the call's end
         else:
+            leg.end_reported = True
             self._emit(normalize.ended(call, leg, leg.ended_at, leg.reason, final=False))
 
     def _end_call(self, call: Call) -> None:
@@ -74,6 +76,8 @@ class Endings:
             call.ended_at = now
             return   # nobody was dialed (voicemail, IVR, a feature code): not a call to report
         answered = call.legs.get(call.answered_by) if call.answered_by else None
+        if answered is not None and answered.end_reported:
+            answered = None   # it left earlier (a transfer) and has had its CallEnded
         final = answered or (call.deferred[-1] if call.deferred else call.origin)
         self._flush_deferred(call, keep=final)
         call.ended_at = now
@@ -90,8 +94,8 @@ class Endings:
     def _flush_deferred(self, call: Call, keep: Leg | None = None) -> None:
         for leg in call.deferred:
             if leg is not keep:
-                if call.answered_by == leg.key:
-                    call.answered_by = None
+                # `answered_by` stays: whoever answered still did, even if a new party now rings.
+                leg.end_reported = True
                 self._emit(normalize.ended(call, leg, leg.ended_at or self.clock(), leg.reason
                                            or leg_reason(call, leg), final=False))
         call.deferred.clear()

@@ -172,6 +172,11 @@ class CallEngine(Endings):
         call, leg = self.call_of(dst)
         if leg.dial_status is None or status != "CANCEL":
             leg.dial_status = status
+        if status == "CANCEL" and call.answered_at is None and call.hangup_by is None:
+            # Dial cancels a ringing peer when its caller went away (a phone's CANCEL, an AMI
+            # Hangup: live-caller-hangup-ringing-22.10.1 shows DialEnd CANCEL before any
+            # HangupRequest of the caller, and a HangupRequest on the callee's Local half).
+            call.hangup_by = "caller"
         if status == "ANSWER":
             self._answer(call, leg)
 
