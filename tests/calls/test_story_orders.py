@@ -108,3 +108,25 @@ def test_invariants_hold_when_concurrent_calls_arrive_in_any_causal_order(profil
         check_story(story)
         # Who rang, answered, left and why does not depend on the delivery order.
         assert _per_party(story) == _per_party(alone[call_id]), call_id
+
+
+def test_blind_transfer_story_is_the_same_whichever_side_of_the_race_comes_first():
+    """On 22.10.1 the redirected caller dials the target on its own thread while the party it
+    left is hung up on another: two recordings of the same scenario had the target's
+    Newchannel/DialBegin/ringing before and after the left party's BridgeLeave/Hangup."""
+    steps = call_events("asterisk20", "blind-transfer", seq=1)
+    names = [dict(s.headers)["Event"] for s in steps]
+    left = names.index("BridgeLeave", names.index("Newexten", 2))   # the caller leaves the bridge
+    block_left = slice(left + 1, left + 4)                           # peer's BridgeLeave, Hangup, BridgeDestroy
+    assert names[block_left] == ["BridgeLeave", "Hangup", "BridgeDestroy"]
+    block_dial = slice(left + 4, left + 8)
+    assert names[block_dial] == ["Newchannel", "DialBegin", "Newstate", "DialState"]
+    swapped = steps[:left + 1] + steps[block_dial] + steps[block_left] + steps[left + 8:]
+    recorded_order = _stories([Message.from_pairs(s.headers) for s in steps])
+    other_order = _stories([Message.from_pairs(s.headers) for s in swapped])
+    (call_id, story), = other_order.items()
+    check_story(story)
+    assert _per_party(story) == _per_party(recorded_order[call_id])
+    assert [e["Event"] + " " + e["Extension"] for e in story] == [
+        "CallRinging 902", "CallAnswered 902", "CallTransferred 902", "CallRinging 903",
+        "CallEnded 902", "CallAnswered 903", "CallEnded 903"]
