@@ -29,8 +29,8 @@ class Endings:
             self._note_hangup_by(*self.call_of(ch))
 
     def _note_hangup_by(self, call: Call, leg: Leg) -> None:
-        if call.hangup_by is not None or leg.ended_at is not None:
-            return
+        if call.hangup_by is not None or leg.ended_at is not None or leg.transferred:
+            return   # a transferer leaving ends its part, not the conversation it handed over
         if leg.role == CALLER:
             if call.answered_at is not None:
                 call.hangup_by = "caller"
@@ -80,9 +80,11 @@ class Endings:
         twin = call.twin(leg)
         if twin is not None and call.answered_by == twin.key:
             return   # one party with its twin, which answered and tells the end
-        if call.answered_by == leg.key or not call.other_live_parties(leg):
+        talking = call.answered_by == leg.key and not leg.transferred
+        if talking or not call.other_live_parties(leg):
             call.deferred.append(leg)   # perhaps the last party: its end is the call's end
         else:
+            leg.end_reported = True
             self._emit(normalize.ended(call, leg, leg.ended_at, leg.reason, final=False))
 
     def _answer_waiting_sibling(self, call: Call, leg: Leg) -> None:
@@ -100,6 +102,8 @@ class Endings:
             call.ended_at = now
             return   # nobody was dialed (voicemail, IVR, a feature code): not a call to report
         answered = call.legs.get(call.answered_by) if call.answered_by else None
+        if answered is not None and answered.end_reported:
+            answered = None   # it left earlier (a transfer) and has had its CallEnded
         final = answered or (call.deferred[-1] if call.deferred else call.origin)
         self._flush_deferred(call, keep=final)
         call.ended_at = now
@@ -116,8 +120,8 @@ class Endings:
     def _flush_deferred(self, call: Call, keep: Leg | None = None) -> None:
         for leg in call.deferred:
             if leg is not keep:
-                if call.answered_by == leg.key:
-                    call.answered_by = None
+                # `answered_by` stays: whoever answered still did, even if a new party now rings.
+                leg.end_reported = True
                 self._emit(normalize.ended(call, leg, leg.ended_at or self.clock(), leg.reason
                                            or leg_reason(call, leg), final=False))
         call.deferred.clear()

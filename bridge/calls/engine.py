@@ -192,6 +192,11 @@ class CallEngine(Endings):
         call, leg = self.call_of(dst)
         if leg.dial_status is None or status != "CANCEL":
             leg.dial_status = status
+        if status == "CANCEL" and call.answered_at is None and call.hangup_by is None:
+            # Dial cancels a ringing peer when its caller went away (a phone's CANCEL, an AMI
+            # Hangup: live-caller-hangup-ringing-22.10.1 shows DialEnd CANCEL before any
+            # HangupRequest of the caller, and a HangupRequest on the callee's Local half).
+            call.hangup_by = "caller"
         if status == "ANSWER":
             self._answer(call, leg)
 
@@ -314,9 +319,9 @@ class CallEngine(Endings):
             loser = call.legs[transferer.key]
         if loser.role != CALLEE or loser.transferred:
             return
+        # `answered_by` stays: the transferer did answer. A target that answers takes over
+        # (_answer); a Redirect into dialplan (no new party) leaves the call answered by it.
         loser.transferred = True
-        if call.answered_by == loser.key:
-            call.answered_by = None
         call.transfers.append(target)
         self._emit(normalize.transferred(call, loser, self.clock(), target, kind, transferee))
 
@@ -365,7 +370,7 @@ class CallEngine(Endings):
         """A queue/ring-group member whose ringing is reported after a fellow member (same
         dialer) already answered was cancelled by that answer: it never rang for anyone."""
         winner = call.legs.get(call.answered_by) if call.answered_by else None
-        return (winner is not None and winner is not leg and leg.role == CALLEE
+        return (winner is not None and winner is not leg and leg.role == CALLEE and not winner.transferred
                 and winner.parent == leg.parent and winner.answered_at is not None)
 
     def _prepare(self, call: Call) -> None:

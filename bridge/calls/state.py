@@ -40,6 +40,7 @@ class Leg:
     dial_status: str | None = None
     busy_seen: bool = False
     transferred: bool = False
+    end_reported: bool = False       # its own (non-final) CallEnded went out
     cause: str | None = None
     cause_txt: str | None = None
 

@@ -44,11 +44,12 @@ QUEUE = [
 
 TRANSFER_22 = [
     # Local/810 ("Клиент" 79160000001) dials Local/800, answered; AMI Redirect moves the
-    # caller's leg to extension 100 while bridged; 800 is left and hangs up.
+    # caller's leg to extension 100 while bridged; 800 is left and hangs up. 800 answered the
+    # call (100 is dialplan, no new party), and the caller's leg hung up last.
     ("CallRinging", "800", "79160000001", "800", "ringing", "-", "-", "-", "-"),
     ("CallAnswered", "800", "79160000001", "800", "answered", "-", "-", "-", "800"),
     ("CallTransferred", "800", "79160000001", "800", "answered", "-", "-", "-", "-"),
-    ("CallEnded", "800", "79160000001", "800", "ended", "answered", "16", "caller", ""),
+    ("CallEnded", "800", "79160000001", "800", "ended", "answered", "16", "caller", "800"),
 ]
 
 
