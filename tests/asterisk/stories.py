@@ -49,8 +49,8 @@ def xfer(ext: str, target: str) -> Ev:
 
 
 def at_once(*events: Ev) -> tuple[Ev, ...]:
-    """Members of a ring group/queue rung in the same instant: their order among themselves is
-    Asterisk's scheduling, not part of the story."""
+    """Events of the same instant (members of a ring group/queue rung together, an agent leaving
+    as the transfer target starts ringing): their order is Asterisk's scheduling, not the story."""
     return tuple(Ev(**{**e.__dict__, "together": True}) for e in events)
 
 
