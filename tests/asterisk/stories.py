@@ -138,6 +138,8 @@ def mismatches(expected: Story, got: list[dict], originate_id: str | None = None
             checks["Queue"] = expected.queue   # from the members' events on
         if expected.originated:
             checks["OriginateId"] = originate_id or "?"
+            if e.get("__call__", {}).get("OriginateId") != originate_id:
+                problems.append(f"event {i + 1}: PushEvent <call> lacks OriginateId {originate_id}")
         for key, value in checks.items():
             if e.get(key, "") != value:
                 problems.append(f"event {i + 1} ({want.event} {want.extension}): {key}={e.get(key, '')!r}, "
