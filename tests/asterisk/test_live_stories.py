@@ -22,3 +22,15 @@ def test_erp_receives_the_true_story(sc, outcomes, live):
     assert not problems, "\n".join(problems) + context
     # The story invariants (answered iff answered, billing, one final CallEnded last, …) too.
     check_story([{k: v for k, v in e.items() if k[0].isupper()} for e in got])
+
+
+def test_readme_matrix_lists_exactly_the_live_scenarios():
+    # The README's matrix is the contract: it names the same scenarios this suite plays.
+    from pathlib import Path
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Live call stories", 1)[1].split("<!-- /section:calls -->", 1)[0]
+    listed = re.findall(r"^\| `([a-z0-9-]+)` \|", section, flags=re.M)
+    assert sorted(listed) == sorted(s.name for s in SCENARIOS)
+    assert len(listed) >= 20
