@@ -15,7 +15,9 @@ from bridge.events.model import NORMALIZED, BridgeEvent
 def direction(call: Call, cfg: CallsConfig, trunks: list[re.Pattern]) -> str:
     """inbound: the caller came in on a trunk (context or channel); outbound: a trunk was dialed."""
     origin = call.origin.channel
-    if origin.context in cfg.inbound_contexts or any(p.search(origin.name) for p in trunks):
+    placed_by_us = call.intent is not None   # an operator's call: never inbound, whatever its channel
+    if not placed_by_us and (origin.context in cfg.inbound_contexts
+                             or any(p.search(origin.name) for p in trunks)):
         return m.INBOUND
     if any(p.search(leg.channel.name) for leg in call.callee_legs() for p in trunks):
         return m.OUTBOUND
@@ -44,6 +46,8 @@ def build(name: str, call: Call, leg: Leg, now: float, extra: list[tuple[str, st
     ]
     if call.queue:
         headers.append(("Queue", call.queue))
+    if call.intent is not None:
+        headers.append(("OriginateId", call.intent.originate_id))
     headers.extend(extra or ())
     headers.append(("StartTime", _iso(call.started_at)))
     text = "\r\n".join(f"{k}: {v}" for k, v in headers)
@@ -54,7 +58,8 @@ def build(name: str, call: Call, leg: Leg, now: float, extra: list[tuple[str, st
 
 
 def ringing(call: Call, leg: Leg, now: float) -> BridgeEvent:
-    return build(m.CALL_RINGING, call, leg, now)
+    # A party that answered without ringing first still rang, for no time: State ringing.
+    return build(m.CALL_RINGING, call, leg, now, state=m.RINGING)
 
 
 def answered(call: Call, leg: Leg, now: float) -> BridgeEvent:
