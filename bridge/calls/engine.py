@@ -370,8 +370,11 @@ class CallEngine(Endings):
         """A queue/ring-group member whose ringing is reported after a fellow member (same
         dialer) already answered was cancelled by that answer: it never rang for anyone."""
         winner = call.legs.get(call.answered_by) if call.answered_by else None
-        return (winner is not None and winner is not leg and leg.role == CALLEE and not winner.transferred
-                and winner.parent == leg.parent and winner.answered_at is not None)
+        # A winner that transferred the call keeps `answered_by` (it did answer), but the
+        # target its caller dials next is a new party, not a fellow member.
+        return (winner is not None and winner is not leg and leg.role == CALLEE
+                and winner.parent == leg.parent and winner.answered_at is not None
+                and not winner.transferred)
 
     def _prepare(self, call: Call) -> None:
         """Fix direction and the dialed number at the call's first normalized event. An

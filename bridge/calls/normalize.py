@@ -76,6 +76,10 @@ def ended(call: Call, leg: Leg, now: float, reason: str, final: bool) -> BridgeE
         start, answer = leg.started_at, leg.answered_at
         cause, cause_txt = leg.cause, leg.cause_txt
     answered_leg = call.legs.get(call.answered_by) if call.answered_by else None
+    if answered_leg is not None and answered_leg.transferred and not final:
+        # A party's own end names who has the call now: nobody, while a transfer target rings.
+        # The final CallEnded still names the transferer when no new party ever answered.
+        answered_leg = None
     extra = [
         ("Reason", reason), ("Cause", cause or ""), ("CauseTxt", cause_txt or ""),
         ("Duration", _seconds(start, now)), ("Billsec", _seconds(answer, now) if answer else "0"),

@@ -65,7 +65,11 @@ def as_story(events: Iterable[Any]) -> Story:
     out = []
     for e in events:
         if isinstance(e, Mapping):
-            out.append({str(k): str(v) for k, v in e.items()})
+            # What an ERP sink parsed from PushEvent: `name` plus every header (scalars only).
+            d = {str(k): str(v) for k, v in e.items() if isinstance(v, (str, int))}
+            if "Event" not in d and "name" in d:
+                d["Event"] = d["name"]
+            out.append(d)
         else:
             out.append({k: v for k, v in e.headers})
     return out
