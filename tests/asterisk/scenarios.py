@@ -157,7 +157,7 @@ def _(live):
           ring("605"), answer("605", "ringing"),
           at_once(ring("402"), ring("208"), ring("221"), ring("222")), answer("402"),
           at_once(*(left(m, "answered-elsewhere", "answered", "402") for m in ("208", "221", "222"))),
-          end("402", "answered", "402", (9, 13)),
+          end("402", "answered", "402", (10, 15)),
           queue="q703", originated=True))
 def _(live):
     return click_to_call(live, "605", "703")
