@@ -99,3 +99,16 @@ class Live:
             raise RuntimeError("the bridge has no AMI session to kick")
         for fd in fds:
             self.pbx.cli(f"manager kick session {fd}")
+
+    def raw_lines(self, call_id: str | None, limit: int = 80) -> str:
+        """The call's channel events as the driver saw them (shown when a story is wrong)."""
+        keys = ("Channel", "ChannelState", "Context", "Exten", "Application", "DestChannel", "DialStatus",
+                "Cause", "BridgeUniqueid")
+        lines = [" ".join([e["Event"]] + [f"{k}={e[k]}" for k in keys if e.get(k)])
+                 for e in list(self.driver.events)
+                 if call_id and e.get("Linkedid") == call_id and e["Event"] not in NOISE]
+        return "\n".join(lines[-limit:])
+
+
+NOISE = frozenset({"VarSet", "NewCallerid", "NewConnectedLine", "DeviceStateChange", "Cdr", "RTCPSent",
+                   "DTMFBegin", "DTMFEnd", "LocalBridge", "SoftHangupRequest", "HangupRequest"})

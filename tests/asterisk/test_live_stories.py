@@ -15,7 +15,8 @@ def test_erp_receives_the_true_story(sc, outcomes, live):
     got = out.events or []
     received = "\n".join("  " + line(e) for e in got) or "  (nothing)"
     context = (f"\nreceived by the ERP (CallId {out.call_id}):\n{received}\n--- bridge log ---\n"
-               f"{live.bridge.log(40)}\n--- asterisk log ---\n{live.pbx.log_tail(20)}")
+               f"{live.bridge.log(40)}\n--- asterisk log ---\n{live.pbx.log_tail(20)}\n"
+               f"--- AMI events of the call ---\n{live.raw_lines(out.call_id)}")
     if out.error is not None:
         pytest.fail(f"scenario failed: {out.error!r}{context}", pytrace=False)
     problems = mismatches(sc.expected, got, out.originate_id)
