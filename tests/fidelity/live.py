@@ -15,19 +15,18 @@ import time
 from pathlib import Path
 
 from bridge.ami.protocol import AmiParser, Message
+from tests.asterisk import pbx
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 ETC = HERE / "etc"
 USER, SECRET = "bridge", "bridgepass"
 
 
 def asterisk_dir() -> Path | None:
-    """`BRIDGE_ASTERISK_DIR`, else `<repo>/../shared/asterisk` (CI), else a worktree's grandparent."""
-    env = os.environ.get("BRIDGE_ASTERISK_DIR")
-    candidates = [Path(env)] if env else [REPO.parent / "shared" / "asterisk",
-                                           REPO.parent.parent / "shared" / "asterisk"]
-    return next((c for c in candidates if (c / "run-asterisk.sh").is_file()), None)
+    """Where the live suite finds the shared Asterisk (BRIDGE_ASTERISK_DIR, else beside the
+    clone or the worktree's main checkout), or None when it is not there."""
+    home = pbx.asterisk_dir()
+    return home if (home / "run-asterisk.sh").is_file() else None
 
 
 def free_port() -> int:
