@@ -27,8 +27,9 @@ class Live:
     # --- what the ERP received -------------------------------------------------------------------
 
     def _events(self) -> list[dict]:
+        # The sink's lock first and released: sink.wait_for calls this holding it (no inversion).
+        receipts = self.sink.delivered()
         with self._lock:
-            receipts = self.sink.delivered()
             for r in receipts[self._consumed:]:
                 if r.id not in self._seen:       # at-least-once: a re-delivery is the same event
                     self._seen.add(r.id)
