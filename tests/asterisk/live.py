@@ -34,7 +34,7 @@ class Live:
                 if r.id not in self._seen:       # at-least-once: a re-delivery is the same event
                     self._seen.add(r.id)
                     self._parsed.append(pushed_event(r.body))
-            self._consumed = len(receipts)
+            self._consumed = max(self._consumed, len(receipts))   # a later caller may hold an older list
             return list(self._parsed)
 
     def story(self, call_id: str) -> list[dict]:
