@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.ami.protocol import AmiParser, Message
+from bridge.ami.message import Message
+from bridge.ami.protocol import AmiParser
 from tests.calls.invariants import check_story
 from tests.fidelity.live import Asterisk, asterisk_dir
 from tests.fidelity.record import record
