@@ -142,7 +142,7 @@ def _log_level(args: argparse.Namespace, default: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.logsetup import setup_logging_for
     from bridge.runtime import Runtime
 
@@ -152,14 +152,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bridge.demo import run_demo
+    from bridge.testing.demo import run_demo
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
                     profile=args.profile, verbose=bool(args.verbose))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.logsetup import setup_logging_for
     from bridge.preflight import run_checks
 
@@ -173,7 +173,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.preflight import describe_config, probe_database
 
     config = load_config(args.config)
@@ -187,7 +187,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_wsdl(args: argparse.Namespace) -> int:
-    from bridge.config import SoapConfig, load_config
+    from bridge.config import SoapConfig
+    from bridge.config_load import load_config
     from bridge.soap.wsdl import render_wsdl
 
     soap = (load_config(args.config).soap if args.config else None) or SoapConfig()

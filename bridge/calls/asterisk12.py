@@ -3,7 +3,7 @@ QueueCallerJoin/Leave, BlindTransfer, AttendedTransfer; every channel event carr
 
 from __future__ import annotations
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.calls.channels import device_of
 from bridge.calls.common import Handler, ensure_channel
 from bridge.calls.engine import CallEngine

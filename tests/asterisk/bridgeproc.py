@@ -170,5 +170,6 @@ def pushed_event(body: bytes) -> dict[str, str]:
     for header in root.iter(f"{EVENTS_NS}header"):
         found[header.get("name") or ""] = header.text or ""
     call = root.find(f".//{EVENTS_NS}call")
-    found["__call__"] = {child.tag.replace(EVENTS_NS, ""): child.text or "" for child in call} if call is not None else {}
+    children = list(call) if call is not None else []
+    found["__call__"] = {child.tag.replace(EVENTS_NS, ""): child.text or "" for child in children}
     return found

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bridge.outbox.sink import PushEventSink
+from bridge.testing.fake_erp import FakeErp
 from tests.asterisk.bridgeproc import BridgeProcess
 from tests.asterisk.driver import AmiDriver
 from tests.asterisk.live import Live
@@ -34,7 +34,7 @@ def _require_asterisk() -> None:
 def live(tmp_path_factory):
     _require_asterisk()
     pbx = Pbx()
-    sink = PushEventSink()
+    sink = FakeErp()
     bridge = driver = None
     try:
         pbx.start()

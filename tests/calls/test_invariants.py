@@ -122,7 +122,7 @@ BROKEN = [
     ("answered twice", ANSWERED, lambda s: s.insert(2, dict(s[1])), "invariant 7"),
     ("a loser answers after the winner", QUEUE, lambda s: s.__setitem__(
         5, ev("CallAnswered", "901", "answered", "answered", caller="79161234567")), "invariant 7"),
-    ("a loser rings after the winner answered", QUEUE, 
+    ("a loser rings after the winner answered", QUEUE,
      lambda s: s.insert(4, dict(s.pop(1), CallState="answered")), "invariant 7"),
     ("answered-elsewhere with nobody answering", NOANSWER,
      lambda s: s[-1].update(Reason="answered-elsewhere"), "invariant 7"),

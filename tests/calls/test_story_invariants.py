@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.ami.scenarios import ORIGINATE_OUTCOMES, PROFILES, SCENARIOS
+from bridge.testing.scenarios import ORIGINATE_OUTCOMES, PROFILES, SCENARIOS
 from tests.calls.invariants import as_story, check_story
 from tests.calls.support import AMI, play, replay
 

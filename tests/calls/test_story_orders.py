@@ -22,8 +22,8 @@ from collections import Counter
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bridge.ami.protocol import Message
-from bridge.ami.scenarios import ORIGINATE_OUTCOMES, PROFILES, STEP_S, Step, call_events
+from bridge.ami.message import Message
+from bridge.testing.scenarios import ORIGINATE_OUTCOMES, PROFILES, STEP_S, Step, call_events
 from bridge.calls import CallTracker
 from bridge.config import CallsConfig
 from tests.calls.invariants import as_story, check_story

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.ami.simulator import AmiSimulator
+from bridge.testing.simulator import AmiSimulator
 
 
 @pytest.fixture(scope="module")

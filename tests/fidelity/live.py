@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bridge.ami.protocol import AmiParser, Message
+from bridge.ami.message import Message
+from bridge.ami.protocol import AmiParser
 from tests.asterisk import pbx
 
 HERE = Path(__file__).resolve().parent

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bridge.ami.protocol import Message
-from bridge.ami.simulator import AmiSimulator
+from bridge.ami.message import Message
+from bridge.testing.simulator import AmiSimulator
 from bridge.calls import CallTracker
 from bridge.config import CallsConfig
 from tests.calls.invariants import as_story

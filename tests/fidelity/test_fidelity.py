@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.ami.scenarios import ORIGINATE_OUTCOMES, SCENARIOS
+from bridge.testing.scenarios import ORIGINATE_OUTCOMES, SCENARIOS
 from tests.calls.invariants import check_story
 from tests.fidelity.stories import LIVE, SAME, assert_same_story, live_capture, replay_live, sim_story
 

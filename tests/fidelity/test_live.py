@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.ami.protocol import AmiParser, Message
+from bridge.ami.message import Message
+from bridge.ami.protocol import AmiParser
 from tests.calls.invariants import check_story
 from tests.fidelity.live import Asterisk, asterisk_dir
 from tests.fidelity.record import record
 from tests.fidelity.stories import assert_same_story, feed, sim_story
 
 HOME = asterisk_dir()
+pytestmark = pytest.mark.asterisk   # a live Asterisk: left out of `make test-fast`
 
 
 @pytest.fixture(scope="module")
