@@ -58,9 +58,14 @@ def on_attended_transfer(engine: CallEngine, server: str, msg: Message) -> None:
         return
     transferee = engine.channel(server, msg.get("TransfereeUniqueid"))
     transferer = engine.channel(server, msg.get("OrigTransfererUniqueid"))
-    target = msg.get("TransferTargetChannel") or ""
-    if transferee is not None:
-        engine.transfer(transferee, transferer, device_of(target) if target else "", "attended")
+    if transferee is None:
+        return
+    # The target's snapshot is sometimes already gone (no TransferTarget* headers, 2 of 4 runs):
+    # then it is whoever joined the transferee's bridge besides the transferer.
+    target = msg.get("TransferTargetChannel")
+    extension = device_of(target) if target else engine.bridge_peer_extension(
+        transferee, msg.get("DestBridgeUniqueid"), transferer)
+    engine.transfer(transferee, transferer, extension or "", "attended")
 
 
 def on_connected_line(engine: CallEngine, server: str, msg: Message) -> None:

@@ -325,6 +325,16 @@ class CallEngine(Endings):
         call.transfers.append(target)
         self._emit(normalize.transferred(call, loser, self.clock(), target, kind, transferee))
 
+    def bridge_peer_extension(self, ch: Channel, bridge_id: str | None,
+                              besides: Channel | None) -> str | None:
+        """The extension of another live channel of `ch`'s call in bridge `bridge_id`."""
+        call, _ = self.call_of(ch)
+        for other in self.channels_of(ch):
+            if (bridge_id and other.bridge == bridge_id and other is not ch and other is not besides
+                    and not other.hung_up):
+                return call.legs[other.key].extension
+        return None
+
     def channels_of(self, ch: Channel) -> list[Channel]:
         call, _ = self.call_of(ch)
         return [c for leg in call.legs.values() for c in leg.channels]

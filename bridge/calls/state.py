@@ -135,8 +135,8 @@ class Call:
         return num or ("" if self.direction == m.INBOUND else self.origin.extension)
 
     def caller_name(self) -> str:
-        if self.intent is not None:
-            return ""                    # the origin's caller ID name is what the phone was shown
+        if self.intent is not None and self.intent.caller not in {ch.cid_num for ch in self.origin.channels}:
+            return ""                    # the caller ID set on the operator's phone names the number
         return next((ch.cid_name for ch in self.origin.channels if ch.cid_name), "")
 
     def info(self) -> m.CallInfo:

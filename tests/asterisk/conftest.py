@@ -19,15 +19,26 @@ from tests.asterisk.scenarios import SCENARIOS, Scenario
 from tests.asterisk.stories import line
 
 
+SKIPPED: list[str] = []
+
+
 def _require_asterisk() -> None:
     home = asterisk_dir()
     if (home / "run-asterisk.sh").exists():
         return
     reason = (f"no shared Asterisk at {home} (set BRIDGE_ASTERISK_DIR or put shared/asterisk beside "
               "the clone): the live call-story suite did not run")
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason + " — required under CI", pytrace=False)
+    if os.environ.get("CI") == "true" or os.environ.get("BRIDGE_REQUIRE_ASTERISK") == "1":
+        pytest.fail(reason + " — required under CI and by `make test-asterisk`", pytrace=False)
+    if not SKIPPED:
+        SKIPPED.append(reason)
     pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter):
+    # `make test` runs pytest -q, which hides skip reasons: say this one out loud.
+    for reason in SKIPPED:
+        terminalreporter.write_line(f"SKIPPED live Asterisk suite: {reason}", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

@@ -27,13 +27,14 @@ class Live:
     # --- what the ERP received -------------------------------------------------------------------
 
     def _events(self) -> list[dict]:
+        # The sink's lock first and released: sink.wait_for calls this holding it (no inversion).
+        receipts = self.sink.delivered()
         with self._lock:
-            receipts = self.sink.delivered()
             for r in receipts[self._consumed:]:
                 if r.id not in self._seen:       # at-least-once: a re-delivery is the same event
                     self._seen.add(r.id)
                     self._parsed.append(pushed_event(r.body))
-            self._consumed = len(receipts)
+            self._consumed = max(self._consumed, len(receipts))   # a later caller may hold an older list
             return list(self._parsed)
 
     def story(self, call_id: str) -> list[dict]:
@@ -99,3 +100,16 @@ class Live:
             raise RuntimeError("the bridge has no AMI session to kick")
         for fd in fds:
             self.pbx.cli(f"manager kick session {fd}")
+
+    def raw_lines(self, call_id: str | None, limit: int = 80) -> str:
+        """The call's channel events as the driver saw them (shown when a story is wrong)."""
+        keys = ("Channel", "ChannelState", "Context", "Exten", "Application", "DestChannel", "DialStatus",
+                "Cause", "BridgeUniqueid")
+        lines = [" ".join([e["Event"]] + [f"{k}={e[k]}" for k in keys if e.get(k)])
+                 for e in list(self.driver.events)
+                 if call_id and e.get("Linkedid") == call_id and e["Event"] not in NOISE]
+        return "\n".join(lines[-limit:])
+
+
+NOISE = frozenset({"VarSet", "NewCallerid", "NewConnectedLine", "DeviceStateChange", "Cdr", "RTCPSent",
+                   "DTMFBegin", "DTMFEnd", "LocalBridge", "SoftHangupRequest", "HangupRequest"})

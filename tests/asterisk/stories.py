@@ -49,8 +49,8 @@ def xfer(ext: str, target: str) -> Ev:
 
 
 def at_once(*events: Ev) -> tuple[Ev, ...]:
-    """Members of a ring group/queue rung in the same instant: their order among themselves is
-    Asterisk's scheduling, not part of the story."""
+    """Events of the same instant (members of a ring group/queue rung together, an agent leaving
+    as the transfer target starts ringing): their order is Asterisk's scheduling, not the story."""
     return tuple(Ev(**{**e.__dict__, "together": True}) for e in events)
 
 
@@ -138,6 +138,8 @@ def mismatches(expected: Story, got: list[dict], originate_id: str | None = None
             checks["Queue"] = expected.queue   # from the members' events on
         if expected.originated:
             checks["OriginateId"] = originate_id or "?"
+            if e.get("__call__", {}).get("OriginateId") != originate_id:
+                problems.append(f"event {i + 1}: PushEvent <call> lacks OriginateId {originate_id}")
         for key, value in checks.items():
             if e.get(key, "") != value:
                 problems.append(f"event {i + 1} ({want.event} {want.extension}): {key}={e.get(key, '')!r}, "
