@@ -17,6 +17,7 @@ from tests.fidelity.record import record
 from tests.fidelity.stories import assert_same_story, feed, sim_story
 
 HOME = asterisk_dir()
+pytestmark = pytest.mark.asterisk   # a live Asterisk: left out of `make test-fast`
 
 
 @pytest.fixture(scope="module")
