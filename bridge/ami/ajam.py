@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AjamClient"]
 
-# A WaitEvent answer is due after its Timeout; allow this much more before calling the server
-# stalled (a loaded Asterisk answers late, a wedged one or a black-holing proxy never does).
-WAIT_MARGIN_S = 5.0
+# A WaitEvent answer is due after its Timeout; allow this much more (by default; `ping_timeout`
+# in the config) before calling the server stalled: a loaded Asterisk answers late, a wedged one
+# or a black-holing proxy never does.
+STALL_MARGIN_S = 5.0
 ACTION_THREADS = 4
 LOGOFF_TIMEOUT_S = 1.0
 
@@ -56,7 +57,8 @@ class AjamClient:
     def __init__(self, name: str, url: str, username: str, secret: str, *, auth: str = "cookie",
                  verify_tls: bool = True, ca_file: str | None = None, proxy: str | None = None,
                  events: str = "on", filters: Sequence[str] = (), wait_timeout_s: float = 20.0,
-                 connect_timeout_s: float = 5.0, reconnect_base_s: float = 0.5, reconnect_cap_s: float = 30.0,
+                 connect_timeout_s: float = 5.0, stall_margin_s: float = STALL_MARGIN_S,
+                 reconnect_base_s: float = 0.5, reconnect_cap_s: float = 30.0,
                  action_threads: int = ACTION_THREADS, rng: random.Random | None = None) -> None:
         self.name, self.url, self.username, self.auth, self.events = name, url, username, auth, events
         self._secret = secret
@@ -67,6 +69,7 @@ class AjamClient:
             Action.build(names.FILTER, Filter=line)  # refuse CR/LF in a filter now, not at login
         self.wait_timeout_s = wait_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.stall_margin_s = stall_margin_s
         self.reconnect_base_s, self.reconnect_cap_s = reconnect_base_s, reconnect_cap_s
         self._action_threads = action_threads
         self._rng = rng or random.Random()
@@ -91,7 +94,7 @@ class AjamClient:
         return cls(cfg.name, cfg.url, cfg.username, cfg.secret, auth=cfg.auth, verify_tls=cfg.verify_tls,
                    ca_file=cfg.ca_file, proxy=cfg.proxy, events=cfg.events, filters=filters,
                    wait_timeout_s=cfg.wait_timeout_s, connect_timeout_s=cfg.connect_timeout_s,
-                   reconnect_base_s=cfg.reconnect_base_s, reconnect_cap_s=cfg.reconnect_cap_s)
+                   stall_margin_s=cfg.ping_timeout_s, reconnect_base_s=cfg.reconnect_base_s, reconnect_cap_s=cfg.reconnect_cap_s)
 
     # --- the public face shared with AmiClient ----------------------------------------------------
 
@@ -133,7 +136,7 @@ class AjamClient:
         self._stop.set()
         if self.connected:
             try:  # Logoff ends the session at once, which also releases the pending WaitEvent
-                self._call(self._with_id(Action.build(names.LOGOFF)), LOGOFF_TIMEOUT_S)
+                self._call(self._with_id(Action.build(names.LOGOFF)), LOGOFF_TIMEOUT_S, control=True)
             except (BridgeError, Exception):
                 pass
         if self._poller is not None:
@@ -168,9 +171,10 @@ class AjamClient:
     def _with_id(self, action: Action) -> Action:
         return action if action.action_id is not None else action.with_action_id(self.next_action_id())
 
-    def _call(self, action: Action, timeout_s: float, *, poll: bool = False) -> ActionResult:
+    def _call(self, action: Action, timeout_s: float, *, poll: bool = False, control: bool = False) -> ActionResult:
         """One action over HTTP; raises AmiActionError on `Response: Error` (as the TCP link does)."""
-        result = ajam_wire.action_result(self._http.post(ajam_wire.form_fields(action), timeout_s, poll=poll))
+        body = self._http.post(ajam_wire.form_fields(action), timeout_s, poll=poll, control=control)
+        result = ajam_wire.action_result(body)
         self.stats.messages += 1 + len(result.events) + (result.complete is not None)
         response = result.response
         if response.response == names.ERROR:
@@ -221,6 +225,7 @@ class _Poller(threading.Thread):
     def __init__(self, client: AjamClient) -> None:
         super().__init__(name=f"ajam-poller-{client.name}", daemon=True)
         self.client = client
+        self._pending: tuple[Message, ...] = ()   # events the resuming WaitEvent brought
 
     def run(self) -> None:
         client, attempt = self.client, 0
@@ -250,14 +255,29 @@ class _Poller(threading.Thread):
         log.log(level, "%s: AJAM %s: %s; retrying with backoff", client.name, client.endpoint, exc)
 
     def _establish(self) -> bool:
-        """True when the previous session still lives (nothing it queued is lost), else log in."""
+        """True when the previous session still lives (nothing it queued is lost), else log in.
+
+        AJAM has no acknowledgement: events Asterisk put into an answer that never arrives are
+        gone. So the probe is a Ping first (harmless if the answer is lost again: a server that
+        hangs may still process it later), then, once the server answers, a WaitEvent with
+        Timeout 0: the WaitEvent left pending on the broken connection still waits inside
+        Asterisk and would swallow the next events into an answer nobody reads, and a new
+        WaitEvent on the session makes Asterisk abandon it at once (main/manager.c
+        action_waitevent: "newcomers kick out the previous").
+        """
         client = self.client
-        if client.auth == "cookie" and client._http.session_id and not client._session_lost.is_set():
+        if client._http.has_session and not client._session_lost.is_set():
+            timeout = client.connect_timeout_s
             try:
-                client._call(client._with_id(Action.build(names.PING)), client.connect_timeout_s, poll=True)
-                return True
-            except AmiActionError:
-                pass  # Permission denied: that session is gone
+                client._call(client._with_id(Action.build(names.PING)), timeout, poll=True)
+                fields = [(names.ACTION, ajam_wire.WAIT_EVENT), ("Timeout", "0")]
+                result = ajam_wire.wait_event_result(client._http.post(fields, timeout, poll=True))
+                if not ajam_wire.session_lost(result.response):
+                    self._pending = result.events
+                    return True
+            except AmiActionError as exc:
+                if exc.response is None or not ajam_wire.session_lost(exc.response):
+                    raise
         client._session_lost.clear()
         client._http.forget_session()
         self._login()
@@ -317,14 +337,21 @@ class _Poller(threading.Thread):
         """WaitEvent after WaitEvent; returns why the loop ended."""
         client = self.client
         fields = [(names.ACTION, ajam_wire.WAIT_EVENT), ("Timeout", str(max(1, round(client.wait_timeout_s))))]
+        pending, self._pending = self._pending, ()
+        for event in pending:
+            client._dispatch(event)
         while not client._stop.is_set():
             if client._session_lost.is_set():
                 return "manager session expired (an action got Permission denied)"
             try:
-                body = client._http.post(fields, client.wait_timeout_s + WAIT_MARGIN_S, poll=True)
+                body = client._http.post(fields, client.wait_timeout_s + client.stall_margin_s, poll=True)
                 result = ajam_wire.wait_event_result(body)
             except AmiError as exc:
-                return exc.message
+                return "client stopped" if client._stop.is_set() else exc.message
+            if client._stop.is_set():  # our own Logoff ended the session; deliver what it brought
+                for event in result.events:
+                    client._dispatch(event)
+                return "client stopped"
             if ajam_wire.session_lost(result.response):
                 client._session_lost.set()
                 return "manager session expired (WaitEvent: Permission denied)"
