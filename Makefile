@@ -12,8 +12,9 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
+# `make demo DEMO_ARGS="--transport http"`: the same demo over AJAM (the simulator's HTTP manager).
 demo: $(STAMP)
-	$(BIN)/asterisk-bridge demo
+	$(BIN)/asterisk-bridge demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -49,6 +49,8 @@ def add_demo_parser(subparsers) -> None:
                         help="simulated calls per minute (default 6)")
     parser.add_argument("--profile", default="asterisk20", choices=("asterisk11", "asterisk20"),
                         help="which Asterisk the simulator plays (default asterisk20)")
+    parser.add_argument("--transport", default="tcp", choices=("tcp", "http"),
+                        help="AMI over TCP, or AJAM over HTTP (WaitEvent long poll) (default tcp)")
     parser.set_defaults(func=cmd_demo)
 
 
@@ -155,7 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
-                    profile=args.profile, verbose=bool(args.verbose))
+                    profile=args.profile, verbose=bool(args.verbose), transport=args.transport)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
