@@ -279,7 +279,8 @@ class _Poller(threading.Thread):
                 if exc.response is None or not ajam_wire.session_lost(exc.response):
                     raise
         client._session_lost.clear()
-        client._http.forget_session()
+        if client.auth == "digest":
+            client._http.forget_session()  # a cookie needs no forgetting: Asterisk sets a new one
         self._login()
         return False
 

@@ -8,6 +8,10 @@ arrives or its timeout (capped at httptimeout - 10 s) ends; a second WaitEvent o
 session releases the first with an empty body; sessions die `httptimeout` seconds after their
 last request ends. Actions run through the same `SimSession` handlers as TCP, so both sides
 play the same scenarios and keep the same channel table.
+
+`sim.stall()` makes the HTTP side a path that swallows requests: accepted, never answered,
+never executed (a pending WaitEvent gives nothing back either), while the sessions live on and
+keep queuing events.
 """
 
 from __future__ import annotations
@@ -176,7 +180,8 @@ class AjamFront:
         self.port = self._server.server_address[1]
         self.stopping = False
         self._stop.clear()
-        for target, name in ((self._server.serve_forever, "serve"), (self._purge_loop, "purge")):
+        serve = lambda: self._server.serve_forever(poll_interval=0.05)  # noqa: E731  (stop() in 50 ms)
+        for target, name in ((serve, "serve"), (self._purge_loop, "purge")):
             thread = threading.Thread(target=target, name=f"ajam-sim-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -299,8 +304,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, query: str) -> None:
         front = self.front
         front.requests += 1
-        while front.sim.stalled and not front.stopping:  # a wedged server: accepts, never answers
-            front.sim.resumed.wait(WAIT_SLICE_S)
+        if front.sim.stalled:
+            # A path that swallows requests (a hung proxy, a black hole): this one never reaches the
+            # manager and is never answered; once the stall ends its connection is just dropped.
+            while front.sim.stalled and not front.stopping:
+                front.sim.resumed.wait(WAIT_SLICE_S)
+            self.close_connection = True
+            return
         path = urlsplit(self.path).path
         pairs = parse_qsl(query, keep_blank_values=True)
         if path == front.prefix + "rawman":
