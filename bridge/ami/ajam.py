@@ -54,6 +54,8 @@ LOGOFF_TIMEOUT_S = 1.0
 class AjamClient:
     """One Asterisk server over HTTP, with the same public face as AmiClient."""
 
+    poller_class: type["_Poller"]  # set below the class: what reads events (benchmarks swap it)
+
     def __init__(self, name: str, url: str, username: str, secret: str, *, auth: str = "cookie",
                  verify_tls: bool = True, ca_file: str | None = None, proxy: str | None = None,
                  events: str = "on", filters: Sequence[str] = (), wait_timeout_s: float = 20.0,
@@ -129,7 +131,7 @@ class AjamClient:
         self._stop.clear()
         self._executor = ThreadPoolExecutor(self._action_threads, thread_name_prefix=f"ajam-action-{self.name}")
         self._notifier.start()
-        self._poller = _Poller(self)
+        self._poller = self.poller_class(self)
         self._poller.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -362,3 +364,6 @@ class _Poller(threading.Thread):
             for event in result.events:
                 client._dispatch(event)
         return "client stopped"
+
+
+AjamClient.poller_class = _Poller
