@@ -27,12 +27,14 @@ import random
 import re
 import secrets
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Sequence
 
 from bridge.ami import ajam_wire, auth, names
 from bridge.ami.actions import Action
 from bridge.ami.ajam_http import AjamHttp
+from bridge.ami.ajam_order import EventBarrier
 from bridge.ami.client import AmiListener, ClientStats, _Notifier, backoff_delay
 from bridge.ami.connection import ActionResult
 from bridge.ami.message import Banner, Message
@@ -81,6 +83,8 @@ class AjamClient:
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._session_lost = threading.Event()   # an action saw the session die
+        self._barrier = EventBarrier()
+        self._logins = 0                         # login generation: a late "session lost" is ignored
         self._poller: _Poller | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._notifier = _Notifier(name)
@@ -185,13 +189,19 @@ class AjamClient:
         return result
 
     def _call_checked(self, action: Action, timeout_s: float) -> ActionResult:
-        """_call, but a `Permission denied` that a Ping confirms means the session died: relogin."""
+        """_call, but a `Permission denied` that a Ping confirms means the session died: relogin;
+        a list answer (CoreShowChannels, Status …) waits for the events queued before it."""
+        generation = self._logins
         try:
-            return self._call(action, timeout_s)
+            result = self._call(action, timeout_s)
+            if result.complete is not None and self.connected:
+                self._barrier.wait_after(time.monotonic(), self._stop)
+            return result
         except AmiActionError as exc:
             if exc.response is None or not ajam_wire.session_lost(exc.response) or not self._session_gone():
                 raise
-            self._session_lost.set()
+            if generation == self._logins:  # else the poller has logged in again meanwhile
+                self._session_lost.set()
             raise AmiConnectionError(f"{self.name}: manager session expired before {action.name} "
                                      f"(Asterisk answered Permission denied); logging in again") from None
 
@@ -288,6 +298,7 @@ class _Poller(threading.Thread):
 
     def _login(self) -> None:
         client = self.client
+        client._logins += 1
         timeout = client.connect_timeout_s + 1.0
 
         def send(action: Action) -> Future:
@@ -302,6 +313,8 @@ class _Poller(threading.Thread):
             auth.login(send, client.username, client._secret, auth="md5", events=client.events, timeout_s=timeout)
         else:  # Digest signs every request; the first one (a 401 answered) opens the session
             send(Action.build(names.PING)).result()
+            if client.events != "on":  # no Login carries `Events:` here: set the session's mask
+                send(Action.build("Events", EventMask=client.events)).result()
         auth.apply_filters(send, client._filters, timeout)
         self._core_settings(send, timeout)
 
@@ -346,8 +359,10 @@ class _Poller(threading.Thread):
         while not client._stop.is_set():
             if client._session_lost.is_set():
                 return "manager session expired (an action got Permission denied)"
+            client._barrier.poll_started()
             try:
                 body = client._http.post(fields, client.wait_timeout_s + client.stall_margin_s, poll=True)
+                client._barrier.poll_answered()
                 result = ajam_wire.wait_event_result(body)
             except AmiError as exc:
                 return "client stopped" if client._stop.is_set() else exc.message
@@ -363,6 +378,7 @@ class _Poller(threading.Thread):
             client.stats.messages += 1 + len(result.events)
             for event in result.events:
                 client._dispatch(event)
+            client._barrier.poll_done()
         return "client stopped"
 
 
