@@ -1,7 +1,7 @@
 """AJAM against AMI over TCP and against the 10 s polling loop the hand-made integrations run.
 
     .venv/bin/python benchmarks/ajam.py [--quick] [--rate 50] [--seconds 20] [--poll-seconds 40]
-                                        [--flood 100000]
+                                        [--flood 100000] [--asterisk]
 
 Latency: event → ERP, i.e. from the moment the simulator emits an event (its `BenchT` header,
 wall clock) to the moment the ERP sink receives its PushEvent (same host, same clock), through
@@ -162,6 +162,55 @@ def throughput_run(kind: str, total: int) -> dict:
             "emit_rate": total / emit_s if emit_s > 0 else float("nan")}
 
 
+def asterisk_link_run(rate: float, seconds: float) -> list[dict]:
+    """On the real Asterisk 22 (tests/ajam_live's etc/): UserEvents sent by a driver link at `rate`,
+    read at once by an AmiClient and two AjamClients (cookie, digest); sent → listener, in ms."""
+    from tests.ajam_live.pbx import BRIDGE_SECRET, BRIDGE_USER, DRIVER_SECRET, DRIVER_USER, Pbx
+    from bridge.ami.actions import Action
+
+    class Stamps:
+        def __init__(self) -> None:
+            self.lat: list[float] = []
+
+        def on_event(self, server, message) -> None:
+            sent = message.get("BenchT")
+            if message.event == "UserEvent" and sent:
+                self.lat.append((time.time() - float(sent)) * 1000.0)
+
+    pbx = Pbx(httptimeout_s=60)
+    try:
+        pbx.start()
+        clients = {"tcp": AmiClient("tcp", "127.0.0.1", pbx.ami_port, BRIDGE_USER, BRIDGE_SECRET),
+                   "cookie": AjamClient("cookie", pbx.ajam_url, BRIDGE_USER, BRIDGE_SECRET, wait_timeout_s=20.0),
+                   "digest": AjamClient("digest", pbx.ajam_url, BRIDGE_USER, BRIDGE_SECRET, auth="digest",
+                                        wait_timeout_s=20.0)}
+        stamps = {name: Stamps() for name in clients}
+        driver = AmiClient("driver", "127.0.0.1", pbx.ami_port, DRIVER_USER, DRIVER_SECRET, events="off")
+        for name, client in clients.items():
+            client.add_listener(stamps[name])
+        for client in (*clients.values(), driver):
+            client.start()
+        try:
+            assert all(c.wait_connected(10) for c in (*clients.values(), driver))
+            started, count = time.monotonic(), int(rate * seconds)
+            for seq in range(count):
+                delay = started + seq / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                driver.send_action(Action.build("UserEvent", UserEvent="bench", BenchT=f"{time.time():.6f}"))
+            time.sleep(2.0)
+        finally:
+            for client in (*clients.values(), driver):
+                client.stop()
+    finally:
+        pbx.stop()
+    out = []
+    for name, st in stamps.items():
+        lat = sorted(st.lat)
+        out.append({"kind": name, "sent": count, "received": len(lat), "p50": _pct(lat, 50), "p99": _pct(lat, 99)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -169,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--poll-seconds", type=float, default=None)
     parser.add_argument("--flood", type=int, default=None)
+    parser.add_argument("--asterisk", action="store_true",
+                        help="also measure the link alone on the real Asterisk 22 (../shared/asterisk)")
     args = parser.parse_args(argv)
     seconds = args.seconds or (10.0 if args.quick else 30.0)
     poll_seconds = args.poll_seconds or (30.0 if args.quick else 60.0)
@@ -185,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         r = throughput_run(kind, flood)
         print(f"throughput {kind:<4} {r['rate']:,.0f} events/s  ({r['events']:,} of {flood:,} received; "
               f"simulator emitted at {r['emit_rate']:,.0f}/s)")
+    if args.asterisk:
+        print(f"real Asterisk 22: UserEvent sent by a driver → read by each client, {args.rate:g}/s")
+        for r in asterisk_link_run(args.rate, seconds):
+            print(f"asterisk {r['kind']:<6} p50 {r['p50']:,.2f} ms  p99 {r['p99']:,.2f} ms  "
+                  f"({r['received']} of {r['sent']} read)")
     return 0
 
 

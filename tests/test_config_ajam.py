@@ -37,7 +37,8 @@ def test_tcp_server_keeps_md5_auth_when_auth_is_not_given():
 
 
 def test_digest_proxy_and_durations_are_read_when_written():
-    text = HTTP + 'auth = "digest"\nproxy = "http://proxy:3128"\nwait_timeout = "45s"\nhttptimeout = "2m"\nverify_tls = false\n'
+    text = HTTP + ('auth = "digest"\nproxy = "http://proxy:3128"\nwait_timeout = "45s"\nhttptimeout = "2m"\n'
+                   'verify_tls = false\n')
     (ami,) = parse_config(tomllib.loads(text), env={}).ami
     assert (ami.auth, ami.proxy, ami.wait_timeout_s, ami.httptimeout_s, ami.verify_tls) == \
         ("digest", "http://proxy:3128", 45.0, 120.0, False)

@@ -100,7 +100,8 @@ class AjamClient:
         return cls(cfg.name, cfg.url, cfg.username, cfg.secret, auth=cfg.auth, verify_tls=cfg.verify_tls,
                    ca_file=cfg.ca_file, proxy=cfg.proxy, events=cfg.events, filters=filters,
                    wait_timeout_s=cfg.wait_timeout_s, connect_timeout_s=cfg.connect_timeout_s,
-                   stall_margin_s=cfg.ping_timeout_s, reconnect_base_s=cfg.reconnect_base_s, reconnect_cap_s=cfg.reconnect_cap_s)
+                   stall_margin_s=cfg.ping_timeout_s, reconnect_base_s=cfg.reconnect_base_s,
+                   reconnect_cap_s=cfg.reconnect_cap_s)
 
     # --- the public face shared with AmiClient ----------------------------------------------------
 
@@ -184,7 +185,8 @@ class AjamClient:
         self.stats.messages += 1 + len(result.events) + (result.complete is not None)
         response = result.response
         if response.response == names.ERROR:
-            raise AmiActionError(f"{self.name}: {action.name} failed: {response.get(names.MESSAGE) or 'Response: Error'}",
+            reason = response.get(names.MESSAGE) or "Response: Error"
+            raise AmiActionError(f"{self.name}: {action.name} failed: {reason}",
                                  action_id=action.action_id, response=response)
         return result
 
