@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test chaos bench clean
+.PHONY: demo test test-fast lint chaos bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/asterisk-bridge demo $(DEMO_ARGS)
 
-test: $(STAMP)
+# The whole suite, the linter first (what .ci/run runs).
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The development lane, < 60 s: no chaos, no live Asterisk, no long fuzz or multi-second runs;
+# 4 workers because the suite mostly waits (fsync, PostgreSQL, sockets), not computes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 4 -m "not slow and not chaos and not asterisk"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 chaos: $(STAMP)
 	BRIDGE_CHAOS_FULL=1 $(BIN)/python -m pytest -q tests/chaos -s

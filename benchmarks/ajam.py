@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bridge.ami import ajam_wire, names  # noqa: E402
 from bridge.ami.ajam import AjamClient, _Poller  # noqa: E402
 from bridge.ami.client import AmiClient  # noqa: E402
-from bridge.ami.simulator import AmiSimulator  # noqa: E402
+from bridge.testing.simulator import AmiSimulator  # noqa: E402
 from bridge.config import AmiConfig, Config, DatabaseConfig, SubscriberConfig  # noqa: E402
 
 SECRET = "bench-ajam-secret"
@@ -68,11 +68,11 @@ def ami_config(kind: str, sim: AmiSimulator) -> AmiConfig:
 def latency_run(kind: str, rate: float, seconds: float) -> dict:
     """Emit `rate` events/s for `seconds` through the whole bridge; event → sink receipt, in ms."""
     import bridge.ami.transports as transports
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.fake_erp import FakeErp
     from bridge.runtime import Runtime
 
     with tempfile.TemporaryDirectory() as tmp, \
-            AmiSimulator("asterisk20", users={"bridge": SECRET}, http_port=0) as sim, PushEventSink() as sink:
+            AmiSimulator("asterisk20", users={"bridge": SECRET}, http_port=0) as sim, FakeErp() as sink:
         config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp}/outbox.db", batch_max_delay_s=0.005),
                         ami=(ami_config(kind, sim),),
                         subscribers=(SubscriberConfig(name="erp", url=sink.url, mode="raw", filter="BenchT"),))
@@ -138,10 +138,7 @@ class _Counter:
 def throughput_run(kind: str, total: int) -> dict:
     """`total` events emitted back to back; events/s the client's listener saw, first to last."""
     with AmiSimulator("asterisk20", users={"bridge": SECRET}, http_port=0) as sim:
-        if kind == "tcp":
-            client = AmiClient("tcp", "127.0.0.1", sim.port, "bridge", SECRET)
-        else:
-            client = AjamClient("ajam", sim.ajam.url, "bridge", SECRET, wait_timeout_s=20.0)
+        client = AmiClient(ami_config(kind, sim)) if kind == "tcp" else AjamClient(ami_config(kind, sim))
         counter = _Counter(total)
         client.add_listener(counter)
         client.start()
@@ -180,12 +177,14 @@ def asterisk_link_run(rate: float, seconds: float) -> list[dict]:
     pbx = Pbx(httptimeout_s=60)
     try:
         pbx.start()
-        clients = {"tcp": AmiClient("tcp", "127.0.0.1", pbx.ami_port, BRIDGE_USER, BRIDGE_SECRET),
-                   "cookie": AjamClient("cookie", pbx.ajam_url, BRIDGE_USER, BRIDGE_SECRET, wait_timeout_s=20.0),
-                   "digest": AjamClient("digest", pbx.ajam_url, BRIDGE_USER, BRIDGE_SECRET, auth="digest",
-                                        wait_timeout_s=20.0)}
+        login = dict(username=BRIDGE_USER, secret=BRIDGE_SECRET)
+        clients = {"tcp": AmiClient(AmiConfig("tcp", port=pbx.ami_port, **login)),
+                   "cookie": AjamClient(AmiConfig("cookie", transport="http", url=pbx.ajam_url, **login)),
+                   "digest": AjamClient(AmiConfig("digest", transport="http", url=pbx.ajam_url, auth="digest",
+                                                  **login))}
         stamps = {name: Stamps() for name in clients}
-        driver = AmiClient("driver", "127.0.0.1", pbx.ami_port, DRIVER_USER, DRIVER_SECRET, events="off")
+        driver = AmiClient(AmiConfig("driver", port=pbx.ami_port, username=DRIVER_USER, secret=DRIVER_SECRET,
+                                     events="off"))
         for name, client in clients.items():
             client.add_listener(stamps[name])
         for client in (*clients.values(), driver):

@@ -144,7 +144,7 @@ def _log_level(args: argparse.Namespace, default: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.logsetup import setup_logging_for
     from bridge.runtime import Runtime
 
@@ -154,14 +154,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bridge.demo import run_demo
+    from bridge.testing.demo import run_demo
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
                     profile=args.profile, verbose=bool(args.verbose), transport=args.transport)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.logsetup import setup_logging_for
     from bridge.preflight import run_checks
 
@@ -175,7 +175,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.preflight import describe_config, probe_database
 
     config = load_config(args.config)
@@ -189,7 +189,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_wsdl(args: argparse.Namespace) -> int:
-    from bridge.config import SoapConfig, load_config
+    from bridge.config import SoapConfig
+    from bridge.config_load import load_config
     from bridge.soap.wsdl import render_wsdl
 
     soap = (load_config(args.config).soap if args.config else None) or SoapConfig()

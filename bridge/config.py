@@ -1,9 +1,8 @@
-"""TOML → validated, immutable settings. The key names are the public contract (design.md)."""
+"""The typed, immutable settings. The key names are the public contract (design.md); reading and
+checking a TOML file into them is config_load.py (with config_checks.py)."""
 
 from __future__ import annotations
 
-import os
-import tomllib
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -126,68 +125,3 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig | None = None           # None: /metrics and /healthz do not start
     calls: CallsConfig = field(default_factory=CallsConfig)
-
-
-# --- loading -----------------------------------------------------------------------------------
-# The loader lives in config_load.py / config_checks.py, which import these dataclasses; they are
-# imported inside the functions below so that importing the settings alone stays cheap and acyclic.
-# The TOML key of a field is its name, except float-seconds fields, whose TOML key drops the
-# `_s` unit suffix and takes a duration ("72h", "10m", "500ms", or a number of seconds):
-# `max_age = "72h"` → SubscriberConfig.max_age_s = 259200.0.
-
-_SECTIONS = {  # TOML top-level key → (Config field, dataclass, is an array of tables)
-    "database": ("database", DatabaseConfig, False),
-    "ami": ("ami", AmiConfig, True),
-    "soap": ("soap", SoapConfig, False),
-    "subscriber": ("subscribers", SubscriberConfig, True),
-    "logging": ("logging", LoggingConfig, False),
-    "metrics": ("metrics", MetricsConfig, False),
-    "calls": ("calls", CallsConfig, False),
-}
-
-
-def load_config(path, env: Mapping[str, str] | None = None) -> Config:
-    """Read, interpolate and validate a TOML file; ConfigError lists every problem at once."""
-    from bridge.errors import ConfigError
-
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such configuration file") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}", [f"{path}: {exc}"]) from exc
-    return parse_config(data, source=str(path), env=env)
-
-
-def parse_config(data: Mapping, source: str = "<config>",
-                 env: Mapping[str, str] | None = None) -> Config:
-    """Build a Config from already-parsed TOML; ConfigError lists every problem by key path."""
-    from bridge import config_load
-    from bridge.errors import ConfigError
-
-    problems: list[str] = []
-    data = config_load.interpolate(data, "", os.environ if env is None else env, problems)
-    kwargs: dict = {}
-    for key, value in data.items():
-        if key not in _SECTIONS:
-            problems.append(config_load.unknown_key("", key, _SECTIONS))
-            continue
-        field_name, cls, is_array = _SECTIONS[key]
-        if is_array:
-            kwargs[field_name] = config_load.build_array(cls, value, key, problems)
-        else:
-            built = config_load.build(cls, value, key, problems)
-            if built is not None:
-                kwargs[field_name] = built
-    config = Config(**kwargs)
-    config_load.check_config(config, data, problems)
-    # A value whose variable is unset was replaced by "": its follow-up complaints are noise.
-    unset = {p.split(": ", 1)[0] for p in problems if ": environment variable " in p}
-    problems = [p for p in problems
-                if ": environment variable " in p or p.split(": ", 1)[0] not in unset]
-    if problems:
-        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems), problems)
-    return config

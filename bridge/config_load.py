@@ -1,4 +1,5 @@
-"""TOML values → typed settings fields: ${VAR} interpolation, durations, type checks, key paths."""
+"""TOML → typed settings (bridge.config): load_config/parse_config, ${VAR} interpolation, durations,
+type checks with key paths; the semantic checks are config_checks.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ import dataclasses
 import difflib
 import re
 import types
+import os
+import tomllib
 import typing
 from typing import Any, Mapping
+
+from bridge import config_checks
+from bridge.config import (AmiConfig, CallsConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
+                           SoapConfig, SubscriberConfig)
+from bridge.errors import ConfigError
 
 _BAD = object()  # conversion failed; the problem is already recorded
 
@@ -108,8 +116,6 @@ def build(cls, table: Any, path: str, problems: list[str]):
             complete = False
     if not complete:
         return None
-    from bridge import config_checks
-
     item = cls(**kwargs)
     config_checks.check_item(item, path, problems)
     return item
@@ -189,6 +195,63 @@ def _convert_map(value: Any, path: str, problems: list[str]) -> Any:
 
 def check_config(config, data: Mapping, problems: list[str]) -> None:
     """Semantic checks after typing (regexes, URLs, addresses, cross references)."""
-    from bridge import config_checks
-
     config_checks.check(config, data, problems)
+
+
+# --- the whole file --------------------------------------------------------------------------
+# The TOML key of a field is its name, except float-seconds fields, whose TOML key drops the
+# `_s` unit suffix and takes a duration ("72h", "10m", "500ms", or a number of seconds):
+# `max_age = "72h"` → SubscriberConfig.max_age_s = 259200.0.
+
+_SECTIONS = {  # TOML top-level key → (Config field, dataclass, is an array of tables)
+    "database": ("database", DatabaseConfig, False),
+    "ami": ("ami", AmiConfig, True),
+    "soap": ("soap", SoapConfig, False),
+    "subscriber": ("subscribers", SubscriberConfig, True),
+    "logging": ("logging", LoggingConfig, False),
+    "metrics": ("metrics", MetricsConfig, False),
+    "calls": ("calls", CallsConfig, False),
+}
+
+
+def load_config(path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a TOML file; ConfigError lists every problem at once."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such configuration file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", [f"{path}: {exc}"]) from exc
+    return parse_config(data, source=str(path), env=env)
+
+
+def parse_config(data: Mapping, source: str = "<config>",
+                 env: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from already-parsed TOML; ConfigError lists every problem by key path."""
+
+    problems: list[str] = []
+    data = interpolate(data, "", os.environ if env is None else env, problems)
+    kwargs: dict = {}
+    for key, value in data.items():
+        if key not in _SECTIONS:
+            problems.append(unknown_key("", key, _SECTIONS))
+            continue
+        field_name, cls, is_array = _SECTIONS[key]
+        if is_array:
+            kwargs[field_name] = build_array(cls, value, key, problems)
+        else:
+            built = build(cls, value, key, problems)
+            if built is not None:
+                kwargs[field_name] = built
+    config = Config(**kwargs)
+    check_config(config, data, problems)
+    # A value whose variable is unset was replaced by "": its follow-up complaints are noise.
+    unset = {p.split(": ", 1)[0] for p in problems if ": environment variable " in p}
+    problems = [p for p in problems
+                if ": environment variable " in p or p.split(": ", 1)[0] not in unset]
+    if problems:
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems), problems)
+    return config

@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from bridge.config import parse_config
+from bridge.config_load import parse_config
 from bridge.errors import ConfigError
 
 HTTP = """

@@ -1,6 +1,8 @@
-"""bridge/demo.py: `python -m bridge demo` shows delivered call events with no Asterisk around."""
+"""bridge/testing/demo.py: `python -m bridge demo` shows delivered call events with no Asterisk around."""
 
 from __future__ import annotations
+
+import pytest
 
 import os
 import queue
@@ -11,6 +13,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # runs the demo for seconds, twice
 
 ROOT = Path(__file__).parent.parent
 EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (CallRinging|CallAnswered|CallEnded|CallTransferred)\s+call \S+")
@@ -70,7 +74,7 @@ def test_demo_stops_cleanly_on_ctrl_c():
 def test_demo_delivers_calls_over_ajam_when_transport_is_http():
     import io
 
-    from bridge.demo import run_demo as run_demo_in_process
+    from bridge.testing.demo import run_demo as run_demo_in_process
 
     out = io.StringIO()
     assert run_demo_in_process(duration_s=4, calls_per_minute=60, transport="http", out=out) == 0

@@ -35,9 +35,10 @@ from bridge.ami import ajam_wire, auth, names
 from bridge.ami.actions import Action
 from bridge.ami.ajam_http import AjamHttp
 from bridge.ami.ajam_order import EventBarrier
-from bridge.ami.client import AmiListener, ClientStats, _Notifier, backoff_delay
+from bridge.ami.client import AmiListener, ClientStats, _Notifier
 from bridge.ami.connection import ActionResult
 from bridge.ami.message import Banner, Message
+from bridge.backoff import Backoff
 from bridge.config import AmiConfig
 from bridge.errors import AmiActionError, AmiAuthError, AmiConnectionError, AmiError, BridgeError
 
@@ -45,10 +46,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AjamClient"]
 
-# A WaitEvent answer is due after its Timeout; allow this much more (by default; `ping_timeout`
-# in the config) before calling the server stalled: a loaded Asterisk answers late, a wedged one
-# or a black-holing proxy never does.
-STALL_MARGIN_S = 5.0
 ACTION_THREADS = 4
 LOGOFF_TIMEOUT_S = 1.0
 
@@ -58,28 +55,31 @@ class AjamClient:
 
     poller_class: type["_Poller"]  # set below the class: what reads events (benchmarks swap it)
 
-    def __init__(self, name: str, url: str, username: str, secret: str, *, auth: str = "cookie",
-                 verify_tls: bool = True, ca_file: str | None = None, proxy: str | None = None,
-                 events: str = "on", filters: Sequence[str] = (), wait_timeout_s: float = 20.0,
-                 connect_timeout_s: float = 5.0, stall_margin_s: float = STALL_MARGIN_S,
-                 reconnect_base_s: float = 0.5, reconnect_cap_s: float = 30.0,
-                 action_threads: int = ACTION_THREADS, rng: random.Random | None = None) -> None:
-        self.name, self.url, self.username, self.auth, self.events = name, url, username, auth, events
-        self._secret = secret
-        self._http = AjamHttp(name, url, username, secret, auth=auth, verify_tls=verify_tls,
-                              ca_file=ca_file, proxy=proxy, connect_timeout_s=connect_timeout_s)
+    def __init__(self, settings: AmiConfig, *, filters: Sequence[str] = (), action_threads: int = ACTION_THREADS,
+                 rng: random.Random | None = None) -> None:
+        """`settings` is the `[[ami]]` table (transport = "http"): url, auth (cookie | digest),
+        verify_tls, ca_file, proxy, events, wait_timeout_s, connect_timeout_s, ping_timeout_s (how
+        late a WaitEvent answer may be before the server counts as stalled), reconnect_*."""
+        if settings.auth not in ("cookie", "digest"):
+            raise AmiAuthError(f"unknown AJAM auth mode {settings.auth!r}; use cookie or digest")
+        self.settings = settings
+        self.name, self.url, self.username = settings.name, settings.url, settings.username
+        self.auth, self.events = settings.auth, settings.events
+        self._http = AjamHttp(settings.name, settings.url, settings.username, settings.secret, auth=settings.auth,
+                              verify_tls=settings.verify_tls, ca_file=settings.ca_file, proxy=settings.proxy,
+                              connect_timeout_s=settings.connect_timeout_s)
         self._filters = tuple(filters)
         for line in self._filters:
             Action.build(names.FILTER, Filter=line)  # refuse CR/LF in a filter now, not at login
-        self.wait_timeout_s = wait_timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self.stall_margin_s = stall_margin_s
-        self.reconnect_base_s, self.reconnect_cap_s = reconnect_base_s, reconnect_cap_s
+        self.wait_timeout_s = settings.wait_timeout_s
+        self.connect_timeout_s = settings.connect_timeout_s
+        self.stall_margin_s = settings.ping_timeout_s
+        self.reconnect = Backoff(settings.reconnect_base_s, settings.reconnect_cap_s, jitter=True)
         self._action_threads = action_threads
         self._rng = rng or random.Random()
         self._listeners: list[AmiListener] = []
         self._ids = itertools.count(1)
-        self._id_prefix = f"{name}-{secrets.token_hex(3)}"
+        self._id_prefix = f"{settings.name}-{secrets.token_hex(3)}"
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._session_lost = threading.Event()   # an action saw the session die
@@ -87,7 +87,7 @@ class AjamClient:
         self._logins = 0                         # login generation: a late "session lost" is ignored
         self._poller: _Poller | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._notifier = _Notifier(name)
+        self._notifier = _Notifier(settings.name)
         self.banner: Banner | None = None
         self.asterisk_version: str | None = None
         self.stats = ClientStats()
@@ -97,11 +97,7 @@ class AjamClient:
 
     @classmethod
     def from_config(cls, cfg: AmiConfig, filters: Sequence[str] = ()) -> "AjamClient":
-        return cls(cfg.name, cfg.url, cfg.username, cfg.secret, auth=cfg.auth, verify_tls=cfg.verify_tls,
-                   ca_file=cfg.ca_file, proxy=cfg.proxy, events=cfg.events, filters=filters,
-                   wait_timeout_s=cfg.wait_timeout_s, connect_timeout_s=cfg.connect_timeout_s,
-                   stall_margin_s=cfg.ping_timeout_s, reconnect_base_s=cfg.reconnect_base_s,
-                   reconnect_cap_s=cfg.reconnect_cap_s)
+        return cls(cfg, filters=filters)
 
     # --- the public face shared with AmiClient ----------------------------------------------------
 
@@ -242,7 +238,7 @@ class _Poller(threading.Thread):
         self._pending: tuple[Message, ...] = ()   # events the resuming WaitEvent brought
 
     def run(self) -> None:
-        client, attempt = self.client, 0
+        client, failures = self.client, 0
         while not client._stop.is_set():
             try:
                 resumed = self._establish()
@@ -255,12 +251,11 @@ class _Poller(threading.Thread):
                 log.exception("%s: unexpected error while logging in over HTTP", client.name)
                 self._failed(exc, logging.ERROR)
             else:
-                attempt = 0
+                failures = 0
                 self._online(resumed)
                 continue
-            delay = backoff_delay(attempt, client.reconnect_base_s, client.reconnect_cap_s, client._rng)
-            attempt += 1
-            client._stop.wait(delay)
+            failures += 1
+            client._stop.wait(client.reconnect.delay_s(failures, client._rng))
 
     def _failed(self, exc: BaseException, level: int) -> None:
         client = self.client
@@ -312,7 +307,8 @@ class _Poller(threading.Thread):
             return future
 
         if client.auth == "cookie":
-            auth.login(send, client.username, client._secret, auth="md5", events=client.events, timeout_s=timeout)
+            auth.login(send, client.username, client.settings.secret, auth="md5", events=client.events,
+                       timeout_s=timeout)
         else:  # Digest signs every request; the first one (a 401 answered) opens the session
             send(Action.build(names.PING)).result()
             if client.events != "on":  # no Login carries `Events:` here: set the session's mask

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-# Lazy, so importing bridge.soap.transport (the outbox's ERP client) does not load spyne.
+# Lazy, so importing one module of the package does not load spyne.
 _EXPORTS = {
     "build_app": "bridge.soap.app",
     "SoapServer": "bridge.soap.server",
     "BridgeBackend": "bridge.soap.backend",
-    "OriginateTracker": "bridge.soap.originate",
-    "ExtensionStateCache": "bridge.soap.extstate",
     "render_wsdl": "bridge.soap.wsdl",
     "hash_password": "bridge.soap.auth",
     "verify_password": "bridge.soap.auth",

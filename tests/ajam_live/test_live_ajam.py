@@ -7,7 +7,6 @@ ERP sink three times, and the three stories must be the same.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import defaultdict
 
@@ -18,8 +17,9 @@ from bridge.ami.actions import Action
 from bridge.ami.ajam import AjamClient
 from bridge.ami.client import AmiClient
 from bridge.config import AmiConfig, CallsConfig, Config, DatabaseConfig, SubscriberConfig
-from bridge.outbox.sink import PushEventSink
-from bridge.soap import ns
+from bridge.testing.fake_erp import FakeErp
+from bridge.testing.helpers import wait_until
+from bridge import ns
 from tests.ajam_live.pbx import BRIDGE_SECRET, BRIDGE_USER, DRIVER_SECRET, DRIVER_USER, Pbx
 
 SERVERS = ("tcp", "cookie", "digest")
@@ -27,15 +27,6 @@ SERVERS = ("tcp", "cookie", "digest")
 # whole seconds measured from each link's own arrival times, so a boundary can differ by one).
 FIELDS = ("Extension", "CallerIDNum", "CallerIDName", "CalleeNum", "Direction", "State", "Reason",
           "Cause", "CauseTxt", "HangupBy", "AnsweredBy")
-
-
-def wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +41,7 @@ def pbx():
 
 @pytest.fixture
 def driver(pbx):
-    client = AmiClient("driver", "127.0.0.1", pbx.ami_port, DRIVER_USER, DRIVER_SECRET, events="off")
+    client = AmiClient(AmiConfig("driver", "127.0.0.1", pbx.ami_port, DRIVER_USER, DRIVER_SECRET, events="off"))
     client.start()
     try:
         assert client.wait_connected(10)
@@ -89,7 +80,7 @@ def place(driver: AmiClient, number: str, exten: str) -> str:
 def test_each_call_tells_the_same_story_over_tcp_cookie_and_digest(pbx, driver, tmp_path):
     from bridge.runtime import Runtime
 
-    sink = PushEventSink().start()
+    sink = FakeErp().start()
     config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp_path / 'outbox.db'}", batch_max_delay_s=0.005),
                     ami=tuple(ami(name, pbx) for name in SERVERS),
                     subscribers=(SubscriberConfig(name="erp", url=sink.url, mode="normalized",
@@ -157,8 +148,9 @@ def user_events(driver: AmiClient, tag: str, start: int, count: int) -> list[int
 @pytest.fixture
 def ajam_client(request, pbx):
     auth = getattr(request, "param", "cookie")
-    client = AjamClient("pbx", pbx.ajam_url, BRIDGE_USER, BRIDGE_SECRET, auth=auth, wait_timeout_s=2.0,
-                        stall_margin_s=1.0, connect_timeout_s=1.0, reconnect_base_s=0.1, reconnect_cap_s=0.5)
+    client = AjamClient(AmiConfig("pbx", username=BRIDGE_USER, secret=BRIDGE_SECRET, transport="http",
+                                  url=pbx.ajam_url, auth=auth, wait_timeout_s=2.0, ping_timeout_s=1.0,
+                                  connect_timeout_s=1.0, reconnect_base_s=0.1, reconnect_cap_s=0.5))
     recorder = Recorder()
     client.add_listener(recorder)
     client.start()
@@ -216,7 +208,7 @@ def test_logs_in_again_and_events_flow_when_asterisk_restarts(pbx, ajam_client):
     client, rec = ajam_client
     pbx.restart()
     assert wait_until(lambda: client.connected and client.stats.connects >= 2, 30), client.stats
-    driver = AmiClient("driver2", "127.0.0.1", pbx.ami_port, DRIVER_USER, DRIVER_SECRET, events="off")
+    driver = AmiClient(AmiConfig("driver2", "127.0.0.1", pbx.ami_port, DRIVER_USER, DRIVER_SECRET, events="off"))
     driver.start()
     try:
         assert driver.wait_connected(10)

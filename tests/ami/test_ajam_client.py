@@ -10,20 +10,13 @@ import pytest
 
 from bridge.ami.actions import Action
 from bridge.ami.ajam import AjamClient
-from bridge.ami.simulator import AmiSimulator
+from bridge.config import AmiConfig
+from bridge.testing.helpers import wait_until
+from bridge.testing.simulator import AmiSimulator
 from bridge.errors import AmiActionError, AmiConnectionError
 from tests.ami.tcp_proxy import TcpProxy
 
 SECRET = "ajam-test-secret"
-
-
-def wait_until(predicate, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 class Recorder:
@@ -54,12 +47,15 @@ def sim():
     simulator.stop()
 
 
-def make_client(url: str, auth: str = "cookie", **kw) -> tuple[AjamClient, Recorder]:
+def make_client(url: str, auth: str = "cookie", *, action_threads: int = 4, **kw) -> tuple[AjamClient, Recorder]:
+    """An AjamClient from an `[[ami]]` table with transport = "http" (ping_timeout: the stall margin)."""
     kw.setdefault("wait_timeout_s", 1.0)
-    kw.setdefault("stall_margin_s", 1.0)
+    kw.setdefault("ping_timeout_s", 1.0)
     kw.setdefault("reconnect_base_s", 0.05)
     kw.setdefault("reconnect_cap_s", 0.3)
-    client = AjamClient("pbx1", url, "bridge", kw.pop("secret", SECRET), auth=auth, **kw)
+    settings = AmiConfig("pbx1", username="bridge", secret=kw.pop("secret", SECRET), transport="http", url=url,
+                         auth=auth, **kw)
+    client = AjamClient(settings, action_threads=action_threads)
     recorder = Recorder()
     client.add_listener(recorder)
     return client, recorder
@@ -198,8 +194,9 @@ def test_the_same_session_resumes_when_the_link_resets_under_a_waitevent(sim):
             client.stop()
 
 
+@pytest.mark.slow  # seconds of timeouts by design
 def test_stalled_server_is_detected_and_its_queued_events_arrive_after_it_resumes(sim):
-    client, rec = make_client(sim.ajam.url, stall_margin_s=0.5, connect_timeout_s=0.5)
+    client, rec = make_client(sim.ajam.url, ping_timeout_s=0.5, connect_timeout_s=0.5)
     client.start()
     try:
         assert client.wait_connected(5)
@@ -217,6 +214,7 @@ def test_stalled_server_is_detected_and_its_queued_events_arrive_after_it_resume
         client.stop()
 
 
+@pytest.mark.slow  # seconds of timeouts by design
 def test_a_server_that_accepts_and_never_answers_is_retried_with_backoff_and_stops_fast():
     listener = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []
@@ -277,6 +275,7 @@ class SlowListener:
         time.sleep(self.seconds)
 
 
+@pytest.mark.slow  # seconds of timeouts by design
 def test_a_resync_answer_comes_after_the_events_queued_before_it(sim):
     # Over AJAM the CoreShowChannels answer and the events travel on different connections; a
     # listener must still have every event Asterisk queued before the answer when it gets it.

@@ -9,7 +9,8 @@ import time
 from bridge.config import AmiConfig, Config, DatabaseConfig
 
 from tests.chaos.audit import audit
-from tests.chaos.rig import AMI_SECRET, FULL, Rig, scale, subscriber_config, wait_until
+from bridge.testing.helpers import wait_until
+from tests.chaos.rig import AMI_SECRET, FULL, Rig, scale, subscriber_config
 from tests.chaos.test_ami_faults import assert_clean
 
 # WaitEvent returns at once while events flow; an idle one after 1 s. A server silent for
@@ -19,7 +20,7 @@ AJAM_KW = {"transport": "http", "wait_timeout_s": 1.0, "ping_timeout_s": 1.0, "c
 
 
 def new_ajam_simulator(port: int = 0, http_port: int = 0):
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     return AmiSimulator("asterisk20", port=port, users={"bridge": AMI_SECRET}, http_port=http_port).start()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import re
 from xml.sax.saxutils import escape as xml_escape
 
@@ -9,8 +11,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from bridge.soap import ns
+from bridge import ns
 from tests.soap.conftest import WAIT_S, envelope
+
+pytestmark = pytest.mark.slow  # hundreds of mutated envelopes over HTTP
 
 # The server is shared by all examples (a fresh stack per example would cost seconds each);
 # every check compares before/after, so accumulated state does not matter.

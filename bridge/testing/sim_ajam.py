@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from bridge.ami.message import Message
-from bridge.ami.sim_session import SimSession
+from bridge.testing.sim_session import SimSession
 
 if TYPE_CHECKING:
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from lxml import etree
 
 from bridge.config import (AmiConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
                            SoapConfig, SubscriberConfig)
-from bridge.soap import ns
+from bridge import ns
 
 log = logging.getLogger(__name__)
 
@@ -154,15 +154,15 @@ Ask for the active calls (SOAP 1.1, user {DEMO_SOAP_USER}/{DEMO_SOAP_PASSWORD}):
     -H 'SOAPAction: "{action}"' {soap_url} \\
     --data '<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><GetActiveCalls xmlns="{ns.BRIDGE}"/></soap:Body></soap:Envelope>'
 Calls delivered to the ERP sink (normalized events), as they arrive:
-""")
+""")  # noqa: E501  (a shell command the user copies: one line)
     out.flush()
 
 
 def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, profile: str = "asterisk20",
              verbose: bool = False, out: TextIO | None = None, transport: str = "tcp") -> int:
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
     from bridge.logsetup import setup_logging
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.fake_erp import FakeErp
     from bridge.runtime import Runtime
 
     out = out or sys.stdout
@@ -172,7 +172,7 @@ def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, pro
     with tempfile.TemporaryDirectory(prefix="asterisk-bridge-demo-") as tmp, \
             AmiSimulator(profile, users={DEMO_AMI_USER: DEMO_AMI_SECRET},
                          http_port=0 if transport == "http" else None) as sim, \
-            PushEventSink(path="/erp/ws/asterisk") as sink:
+            FakeErp(path="/erp/ws/asterisk") as sink:
         workdir = Path(tmp)
         config = demo_config(sim.port, sink.url, f"sqlite:///{workdir / 'outbox.db'}", profile,
                              sim.ajam.url if sim.ajam is not None else None)
