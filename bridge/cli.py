@@ -51,6 +51,9 @@ def add_demo_parser(subparsers) -> None:
                         help="which Asterisk the simulator plays (default asterisk20)")
     parser.add_argument("--transport", default="tcp", choices=("tcp", "http"),
                         help="AMI over TCP, or AJAM over HTTP (WaitEvent long poll) (default tcp)")
+    parser.add_argument("--lose-answer", type=int, default=3, metavar="N",
+                        help="the ERP sink drops its answer to the Nth event once, to show a "
+                             "re-delivery (default 3; 0: never)")
     parser.set_defaults(func=cmd_demo)
 
 
@@ -157,7 +160,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bridge.testing.demo import run_demo
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
-                    profile=args.profile, verbose=bool(args.verbose), transport=args.transport)
+                    profile=args.profile, verbose=bool(args.verbose), lose_answer_to=args.lose_answer,
+                    transport=args.transport)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
