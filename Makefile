@@ -1,19 +1,34 @@
-# Python 3.11 exactly: spyne 2.14 (its last release) does not import on 3.12+.
+# Python 3.11, 3.12 or 3.13: `make test PY=python3.13` uses its own venv (.venv-3.13), so the
+# interpreters never share one. The default 3.11 keeps the plain .venv.
 PY ?= python3.11
-VENV := .venv
+PYVER := $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+VENV ?= $(if $(filter 3.11,$(PYVER)),.venv,.venv-$(PYVER))
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per layer: the demo needs only the runtime; tests and benchmarks add their extras.
+RUNTIME := $(VENV)/.installed-runtime
+STAMP := $(VENV)/.installed-test
+BENCH := $(VENV)/.installed-bench
 
-.PHONY: demo test chaos bench clean
+.PHONY: demo test chaos bench clean check-python
 
-$(STAMP): setup.cfg pyproject.toml
+check-python:
+	@test -n "$(PYVER)" || { echo "error: '$(PY)' does not run; give PY=/path/to/python3.11 (or 3.12, 3.13)" >&2; exit 2; }
+
+$(RUNTIME): setup.cfg pyproject.toml | check-python
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench]'
-	touch $(STAMP)
+	$(BIN)/pip install -q -e .
+	touch $@
 
-demo: $(STAMP)
-	$(BIN)/asterisk-bridge demo
+$(STAMP): $(RUNTIME)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(BENCH): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+demo: $(RUNTIME)
+	$(BIN)/asterisk-bridge demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -22,8 +37,8 @@ chaos: $(STAMP)
 	BRIDGE_CHAOS_FULL=1 $(BIN)/python -m pytest -q tests/chaos -s
 
 # `make bench BENCH_ARGS=--quick` for the ~5 min version; REPORT.md + latency_vs_load.png either way.
-bench: $(STAMP)
+bench: $(BENCH)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf .venv .venv-3.* build *.egg-info .pytest_cache

@@ -179,6 +179,9 @@ def _check_subscriber(cfg: SubscriberConfig, path: str, problems: list[str]) -> 
     _positive(cfg.connect_timeout_s, f"{path}.connect_timeout", problems)
     _positive(cfg.read_timeout_s, f"{path}.read_timeout", problems)
     _file(cfg.ca_file, f"{path}.ca_file", problems)
+    from bridge.events.reach import analyse  # its imports need the settings module loaded first
+
+    problems.extend(analyse(cfg, path).errors)
 
 
 def _check_logging(cfg: LoggingConfig, path: str, problems: list[str]) -> None:
@@ -226,6 +229,20 @@ def check(config: Config, data: Mapping, problems: list[str]) -> None:
     ctc = config.soap.click_to_call if config.soap else None
     if ctc and ctc.server is not None and ctc.server not in {a.name for a in config.ami}:
         problems.append(f"soap.click_to_call.server: {ctc.server!r} names no [[ami]] server")
+
+
+def warnings(config: Config, data: Mapping) -> list[str]:
+    """What is not wrong but probably not meant (Config.warnings)."""
+    from bridge.events.reach import analyse
+
+    found = []
+    if "database" not in data:
+        found.append(f"database: no [database] table: the outbox is {config.database.url} "
+                     "(add [database] url = \"sqlite:////var/lib/asterisk-bridge/outbox.db\" "
+                     "or a PostgreSQL URL)")
+    found += [w for i, sub in enumerate(config.subscribers)
+              for w in analyse(sub, f"subscriber[{i}]").warnings]
+    return found
 
 
 def _unique(items, section: str, problems: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import difflib
+import os
 import re
 import types
 import typing
@@ -16,6 +17,8 @@ _BAD = object()  # conversion failed; the problem is already recorded
 _ENV_RE = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION_PART_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)\s*", re.IGNORECASE)
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# First components that make `sqlite:///var/lib/…` look meant as absolute (FHS top-level dirs).
+_ROOT_DIRS = {"var", "opt", "srv", "home", "tmp", "etc", "usr", "data", "mnt", "run", "root"}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -185,6 +188,37 @@ def _convert_map(value: Any, path: str, problems: list[str]) -> Any:
     for key in bad:
         problems.append(f"{join(path, key)}: expected a string")
     return _BAD if bad else dict(value)
+
+
+def resolve_sqlite(database, base_dir: str, problems: list[str]):
+    """`sqlite:///outbox.db` (three slashes: a relative path) → the absolute path under
+    `base_dir`, so the outbox never depends on the directory a command was started from.
+    A relative path starting like an absolute one (`sqlite:///var/lib/…`: a slash forgotten) is
+    refused. In-memory and `file:` URI databases are left alone; an unparsable URL too."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database.url)
+    except ArgumentError:
+        return database
+    path = url.database or ""
+    if (url.get_backend_name() != "sqlite" or not path or path == ":memory:"
+            or path.startswith("file:") or os.path.isabs(path)):
+        return database
+    absolute = url.set(database=os.path.normpath(os.path.join(base_dir, path)))
+    first = path.replace("\\", "/").split("/", 1)[0]
+    if "/" in path and first in _ROOT_DIRS:
+        problems.append(f"database.url: sqlite:///{path} is a path relative to {base_dir} (three "
+                        f"slashes), i.e. {absolute.database}; for /{path} write "
+                        f"sqlite:////{path} (four slashes)")
+    return dataclasses.replace(database, url=absolute.render_as_string(hide_password=False))
+
+
+def config_warnings(config, data: Mapping) -> list[str]:
+    from bridge import config_checks
+
+    return config_checks.warnings(config, data)
 
 
 def check_config(config, data: Mapping, problems: list[str]) -> None:
