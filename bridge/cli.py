@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import traceback
 from typing import Callable, Sequence
 
 import bridge
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, SchemaError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CONFIG_ENV = "BRIDGE_CONFIG"
@@ -148,7 +149,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     setup_logging_for(config, _log_level(args, config.logging.level))
-    return Runtime(config).run_until_signal()
+    for warning in config.warnings:
+        logging.getLogger("bridge.config").warning("%s", warning)
+    try:
+        return Runtime(config).run_until_signal()
+    except SchemaError as exc:
+        from bridge.outbox.db import naming_config
+
+        # Exit 2 (see main): under systemd, RestartPreventExitStatus=2 stops the restart loop.
+        raise naming_config(exc, args.config) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -166,7 +175,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     # The OK/FAIL lines say it all; the parts' own retry logs would only repeat them.
     setup_logging_for(config, _log_level(args, "CRITICAL"))
-    results = run_checks(config, timeout_s=args.timeout)
+    for warning in config.warnings:
+        print(f"WARN {warning}", flush=True)
+    results = run_checks(config, timeout_s=args.timeout, config_path=args.config)
     for result in results:
         print(result.line(), flush=True)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
@@ -182,6 +193,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         if problem:
             raise ConfigError(f"{args.config}: invalid configuration:\n  database.url: {problem}",
                               [f"database.url: {problem}"])
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"OK {args.config}: {describe_config(config)}")
     return EXIT_OK
 
@@ -190,7 +203,9 @@ def cmd_wsdl(args: argparse.Namespace) -> int:
     from bridge.config import SoapConfig, load_config
     from bridge.soap.wsdl import render_wsdl
 
-    soap = (load_config(args.config).soap if args.config else None) or SoapConfig()
+    # Only [soap], without its users: printing the WSDL needs no secret to be set.
+    soap = (load_config(args.config, only=("soap",), omit=("soap.users",)).soap
+            if args.config else None) or SoapConfig()
     sys.stdout.write(render_wsdl(soap, "1.2" if args.soap12 else "1.1", base_url=args.base_url))
     return EXIT_OK
 
@@ -225,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         print(format_error(exc), file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
+        # An unmigrated database is fixed by a command, like a bad config: restarting cannot.
+        return EXIT_USAGE if isinstance(exc, (ConfigError, SchemaError)) else EXIT_FAILURE
     except Exception as exc:  # the top level of the process: report, never a bare traceback
         if args.verbose:
             traceback.print_exc()

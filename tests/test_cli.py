@@ -158,18 +158,19 @@ def test_wsdl_prints_service_with_configured_address(tmp_path, monkeypatch, caps
     assert 'location="http://localhost:8443/pbx12"' in out
 
 
-def test_run_exits_1_naming_db_upgrade_when_database_is_not_migrated(tmp_path):
+def test_run_exits_2_naming_the_full_db_upgrade_command_when_database_is_not_migrated(tmp_path):
+    # Exit 2 is RestartPreventExitStatus in the systemd unit: no restart loop every 5 s.
     path = write(tmp_path, valid_config(tmp_path))
     result = bridge_cli("run", "-c", str(path), env={"AMI_SECRET": "x"})
-    assert result.returncode == 1, result.stderr
-    assert "asterisk-bridge db upgrade" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert f"run `asterisk-bridge db upgrade -c {path.resolve()}`" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_traceback_is_shown_only_when_verbose(tmp_path):
     path = write(tmp_path, valid_config(tmp_path))
     result = bridge_cli("-v", "run", "-c", str(path), env={"AMI_SECRET": "x"})
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" in result.stderr
 
 

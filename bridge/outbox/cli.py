@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, SchemaError
 from bridge.outbox import admin
 from bridge.outbox.models import DEAD, DELIVERED, STATUSES
 
@@ -35,7 +35,8 @@ def database_url(args: argparse.Namespace) -> str:
     if config_path:
         from bridge.config import load_config
 
-        return load_config(config_path).database.url
+        # Only [database]: `db upgrade` must not need AMI_SECRET or SOAP_PASSWORD to be set.
+        return load_config(config_path, only=("database",)).database.url
     if os.environ.get(DATABASE_URL_ENV):
         return os.environ[DATABASE_URL_ENV]
     raise ConfigError(f"no database: give -c FILE, --database-url URL or set {DATABASE_URL_ENV}")
@@ -44,10 +45,33 @@ def database_url(args: argparse.Namespace) -> str:
 def _engine(args: argparse.Namespace, check: bool = True):
     from bridge.outbox.db import check_schema, make_engine
 
-    engine = make_engine(database_url(args))
+    url = database_url(args)
+    _refuse_missing_sqlite(url)
+    engine = make_engine(url)
     if check:
-        check_schema(engine)
+        try:
+            check_schema(engine)
+        except SchemaError as exc:
+            engine.dispose()
+            config_path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+            if config_path and not getattr(args, "database_url", None):
+                from bridge.outbox.db import naming_config
+
+                raise naming_config(exc, config_path) from None
+            raise
     return engine
+
+
+def _refuse_missing_sqlite(url: str) -> None:
+    """Reading a SQLite outbox that does not exist would create an empty file (and a wrong
+    answer); say where it was looked for instead."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if database and database != ":memory:" and not database.startswith("file:") \
+            and not os.path.exists(database):
+        raise SchemaError(f"no outbox database at {os.path.abspath(database)}; "
+                          "create it with `asterisk-bridge db upgrade`")
 
 
 # --- db ------------------------------------------------------------------------------------------
@@ -74,13 +98,18 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_db_check(args: argparse.Namespace) -> int:
-    engine = _engine(args, check=False)
-    try:
-        from bridge.outbox.db import check_schema
+    """Exit 1 (not 2) when the schema is behind: this command's answer, not a usage error."""
+    from bridge.outbox.db import check_schema
 
-        print(f"schema OK at revision {check_schema(engine)}")
-    finally:
-        engine.dispose()
+    try:
+        engine = _engine(args, check=False)
+        try:
+            print(f"schema OK at revision {check_schema(engine)}")
+        finally:
+            engine.dispose()
+    except SchemaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -178,7 +207,7 @@ def main(argv=None) -> int:
         return args.func(args)
     except BridgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return 2 if isinstance(exc, (ConfigError, SchemaError)) else 1
 
 
 if __name__ == "__main__":

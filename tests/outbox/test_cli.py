@@ -45,7 +45,7 @@ def test_db_upgrade_then_check_succeeds_when_database_empty(sqlite_url, capsys):
 
 def test_outbox_command_refuses_when_database_unmigrated(sqlite_url, capsys):
     code, _, err = run(capsys, "outbox", "stats", "--database-url", sqlite_url)
-    assert code == 1 and "asterisk-bridge db upgrade" in err
+    assert code == 2 and "asterisk-bridge db upgrade" in err
 
 
 def test_stats_prints_table_and_json_when_rows_exist(db_url, filled, capsys):
