@@ -82,6 +82,10 @@ def add_wsdl_parser(subparsers) -> None:
     parser.add_argument("--base-url", metavar="URL",
                         help="scheme://host:port to put in the WSDL (default: from [soap] listen)")
     parser.add_argument("--soap12", action="store_true", help="the SOAP 1.2-only flavour")
+    parser.add_argument("--events", action="store_true",
+                        help="instead: events.wsdl, the PushEvent service the ERP implements")
+    parser.add_argument("--xsd", action="store_true",
+                        help="with --events: only its schema, events.xsd (a 1C XDTO package)")
     parser.set_defaults(func=cmd_wsdl)
 
 
@@ -200,6 +204,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_wsdl(args: argparse.Namespace) -> int:
+    if args.events or args.xsd:
+        from importlib.resources import files
+
+        name = "events.xsd" if args.xsd else "events.wsdl"
+        sys.stdout.write(files("bridge").joinpath("wsdl", name).read_text(encoding="utf-8"))
+        return EXIT_OK
     from bridge.config import SoapConfig, load_config
     from bridge.soap.wsdl import render_wsdl
 

@@ -152,12 +152,13 @@ def load_config(path, env: Mapping[str, str] | None = None, *, only: Collection[
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such configuration file") from exc
+    # `from None`: the message already says all the cause would, on a second line.
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}", [f"{path}: {exc}"]) from exc
+        raise ConfigError(f"{path}: not valid TOML: {exc}", [f"{path}: {exc}"]) from None
     return parse_config(data, source=str(path), env=env, only=only, omit=omit,
                         base_dir=os.path.dirname(os.path.abspath(path)))
 

@@ -36,7 +36,8 @@ NORMALIZED_EVENTS = (CALL_RINGING, CALL_ANSWERED, CALL_ENDED, CALL_TRANSFERRED)
 # The headers each normalized event can carry (normalize.py builds them; a test holds the two
 # together). Config checks use it to refuse a subscriber `headers` key no event can match.
 _COMMON_HEADERS = ("Event", "CallId", "Extension", "CallerIDNum", "CallerIDName", "CalleeNum",
-                   "Direction", "State", "CallState", "Channel", "Uniqueid", "Queue", "StartTime")
+                   "Direction", "State", "CallState", "Channel", "Uniqueid", "Queue", "OriginateId",
+                   "StartTime")
 NORMALIZED_HEADERS = {
     CALL_RINGING: _COMMON_HEADERS,
     CALL_ANSWERED: _COMMON_HEADERS + ("AnsweredBy", "AnswerTime"),

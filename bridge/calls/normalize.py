@@ -44,6 +44,10 @@ def build(name: str, call: Call, leg: Leg, now: float, extra: list[tuple[str, st
     ]
     if call.queue:
         headers.append(("Queue", call.queue))
+    if call.originated:
+        # Originate with ChannelId (Asterisk 13+) makes the first channel's Uniqueid the
+        # originateId our SOAP Originate/ClickToCall returned: the ERP can match its request.
+        headers.append(("OriginateId", call.origin.channel.uniqueid))
     headers.extend(extra or ())
     headers.append(("StartTime", _iso(call.started_at)))
     text = "\r\n".join(f"{k}: {v}" for k, v in headers)

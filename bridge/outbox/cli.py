@@ -186,7 +186,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
         older_than_s = parse_duration(args.older_than)
     except ValueError as exc:
-        raise ConfigError(f"--older-than: {exc}") from exc
+        raise ConfigError(f"--older-than: {exc}") from None
     n = _run(args, lambda e: admin.purge(e, args.purge_status, older_than_s))
     print(admin.to_json({"purged": n}) if args.json else f"{n} {args.purge_status} row(s) purged")
     return 0
