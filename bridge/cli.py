@@ -50,6 +50,12 @@ def add_demo_parser(subparsers) -> None:
                         help="simulated calls per minute (default 6)")
     parser.add_argument("--profile", default="asterisk20", choices=("asterisk11", "asterisk20"),
                         help="which Asterisk the simulator plays (default asterisk20)")
+    parser.add_argument("--soap-port", type=int, metavar="PORT",
+                        help="SOAP service port (default 8080, or a free one if 8080 is busy; 0: any)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="/metrics and /healthz port (default 9108, or a free one if busy; 0: any)")
+    parser.add_argument("--keep-db", action="store_true",
+                        help="keep the SQLite outbox afterwards (its path is printed) to inspect it")
     parser.set_defaults(func=cmd_demo)
 
 
@@ -168,7 +174,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
-                    profile=args.profile, verbose=bool(args.verbose))
+                    profile=args.profile, verbose=bool(args.verbose), soap_port=args.soap_port,
+                    metrics_port=args.metrics_port, keep_db=args.keep_db)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -179,11 +186,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     # The OK/FAIL lines say it all; the parts' own retry logs would only repeat them.
     setup_logging_for(config, _log_level(args, "CRITICAL"))
+    from bridge.preflight import running_bridge_warnings
+
     for warning in config.warnings:
         print(f"WARN {warning}", flush=True)
     results = run_checks(config, timeout_s=args.timeout, config_path=args.config)
     for result in results:
         print(result.line(), flush=True)
+    for warning in running_bridge_warnings(config, args.timeout):
+        print(f"WARN running bridge: {warning}", flush=True)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
 
 

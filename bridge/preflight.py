@@ -142,6 +142,31 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
+def running_bridge_warnings(config: Config, timeout_s: float) -> list[str]:
+    """The warnings of a bridge already running with this config (its /healthz), if it answers:
+    e.g. a subscriber that matched nothing while events were filtered."""
+    import json
+
+    from bridge.config_checks import parse_listen
+
+    if config.metrics is None:
+        return []
+    host, port = parse_listen(config.metrics.listen)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    except (urllib.error.URLError, OSError):
+        return []   # not running (or not here): nothing to add
+    try:
+        return [str(w) for w in json.loads(body).get("warnings", [])]
+    except (ValueError, AttributeError):
+        return []
+
+
 def run_checks(config: Config, timeout_s: float = 5.0, config_path=None) -> list[CheckResult]:
     results = [check_ami(ami, timeout_s) for ami in config.ami]
     results += [check_subscriber(sub, timeout_s) for sub in config.subscribers]

@@ -17,6 +17,7 @@ DRAIN_POLL_INTERVAL_S = 0.05
 AMI_STOP_TIMEOUT_S = 5.0
 DB_CONNECT_TIMEOUT_S = 5        # PostgreSQL (libpq connect_timeout takes whole seconds)
 EXPIRE_INTERVAL_S = 10.0        # how often ended calls leave the call model (CallsConfig.ended_grace_s)
+QUIET_AFTER_FILTERED = 200     # filtered events after which a subscriber with no row is reported
 
 
 class _Housekeeper(threading.Thread):
@@ -58,6 +59,7 @@ class Runtime:
         self._housekeeper: _Housekeeper | None = None
         self._started = False
         self._stop_requested = threading.Event()
+        self._routed: set[str] = set()   # subscribers that got at least one row since start
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -156,6 +158,7 @@ class Runtime:
         self.metrics.watch_outbox(self.count_status, [s.name for s in self.config.subscribers])
 
     def _on_commit(self, events, rows: int, subscribers: set[str]) -> None:
+        self._routed.update(subscribers)
         if self.dispatcher is not None:
             # Deliver at once instead of at the next poll, waking only the subscribers that got
             # rows: with 20 subscribers, waking all on every 5 ms commit cost 8x the p99 latency.
@@ -184,7 +187,8 @@ class Runtime:
             return
         from bridge.health import HealthServer
 
-        self.health_server = HealthServer(self.config.metrics.listen, self.metrics, self.health_problems)
+        self.health_server = HealthServer(self.config.metrics.listen, self.metrics, self.health_problems,
+                                          self.health_warnings)
         self.health_server.start()
 
     def _stop_soap(self) -> None:
@@ -248,6 +252,17 @@ class Runtime:
         except Exception:  # the database went away during shutdown: nothing more to drain
             log.exception("cannot count pending rows")
             return 0
+
+    def health_warnings(self) -> list[str]:
+        """A subscriber that has matched nothing while plenty was filtered: its filters are
+        probably wrong (the case `config check` cannot prove)."""
+        filtered = self.metrics.filtered_total()
+        if filtered < QUIET_AFTER_FILTERED or self.router is None:
+            return []
+        return [f"subscriber {s.name}: no event matched its filters since start, while {filtered:.0f} "
+                "events were filtered (check mode, events, filter, headers)"
+                for s in self.config.subscribers
+                if s.name not in self._routed and self.router.is_enabled(s.name)]
 
     def health_problems(self) -> list[str]:
         problems = [f"ami {c.name}: not logged in ({c.stats.last_error or 'connecting'})"
