@@ -221,8 +221,21 @@ def cmd_wsdl(args: argparse.Namespace) -> int:
         name = "events.xsd" if args.xsd else "events.wsdl"
         sys.stdout.write(files("bridge").joinpath("wsdl", name).read_text(encoding="utf-8"))
         return EXIT_OK
+    from urllib.parse import urlsplit
+
     from bridge.config import SoapConfig, load_config
     from bridge.soap.wsdl import render_wsdl
+
+    if args.base_url is not None:
+        parts = urlsplit(args.base_url)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+                or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(f"--base-url: {args.base_url!r} is not scheme://host[:port] "
+                              "(e.g. http://pbx-bridge:8080); the path comes from [soap] path")
 
     # Only [soap], without its users: printing the WSDL needs no secret to be set.
     soap = (load_config(args.config, only=("soap",), omit=("soap.users",)).soap

@@ -220,3 +220,15 @@ def test_error_output_lists_the_cause_chain_when_errors_are_chained():
         text = format_error(exc)
     assert text.splitlines() == ["error: database upgrade failed",
                                  "  caused by: ConnectionRefusedError: [Errno 111] Connection refused"]
+
+
+@pytest.mark.parametrize("base_url", ["pbx:8080", "http://pbx:80x", "http://pbx:8080/bridge", "ftp://pbx"])
+def test_wsdl_refuses_a_base_url_that_is_not_scheme_host_port(capsys, base_url):
+    assert main(["wsdl", "--base-url", base_url]) == 2
+    assert f"--base-url: {base_url!r} is not scheme://host[:port]" in capsys.readouterr().err
+
+
+def test_missing_config_file_is_one_error_line(tmp_path):
+    result = bridge_cli("config", "check", "-c", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path / 'nope.toml'}: no such configuration file\n"

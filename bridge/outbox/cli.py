@@ -122,9 +122,9 @@ def add_outbox_parser(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="counts by subscriber × status, oldest pending age")
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("list", help="newest rows first (no payload)")
-    p.add_argument("--status", choices=STATUSES)
-    p.add_argument("--subscriber")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--status", choices=STATUSES, help="only rows with this status")
+    p.add_argument("--subscriber", metavar="NAME", help="only this [[subscriber]]'s rows")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (default 50)")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("show", help="one row in full, payload included")
     p.add_argument("id", type=int)
@@ -134,6 +134,7 @@ def add_outbox_parser(subparsers) -> argparse.ArgumentParser:
     target.add_argument("id", type=int, nargs="?")
     target.add_argument("--dead", action="store_true", help="every dead row")
     p.add_argument("--subscriber", help="only this subscriber's rows")
+    p.add_argument("--force", action="store_true", help="also a delivered row (sent again, same id)")
     p.set_defaults(func=cmd_retry)
     p = sub.add_parser("purge", help="delete old delivered (or dead) rows")
     what = p.add_mutually_exclusive_group(required=True)
@@ -164,7 +165,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = _run(args, lambda e: admin.list_rows(e, args.status, args.subscriber, args.limit))
-    print(admin.to_json(rows) if args.json else admin.format_table(rows, admin.LIST_COLUMNS))
+    if args.json:
+        print(admin.to_json(rows))
+    elif not rows:
+        where = [f"{k} {v}" for k, v in (("status", args.status), ("subscriber", args.subscriber)) if v]
+        print(f"no outbox rows{' with ' + ' and '.join(where) if where else ''}")
+    else:
+        print(admin.format_table(rows, admin.LIST_COLUMNS))
     return 0
 
 
@@ -175,7 +182,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    n = _run(args, lambda e: admin.retry(e, args.id, args.dead, args.subscriber))
+    n = _run(args, lambda e: admin.retry(e, args.id, args.dead, args.subscriber, force=args.force))
     print(admin.to_json({"requeued": n}) if args.json else f"{n} row(s) back to pending")
     return 0
 
