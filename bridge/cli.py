@@ -255,12 +255,17 @@ def format_error(exc: BaseException) -> str:
     """`error: message` then one `caused by:` line per link of the cause chain."""
     lines = [f"error: {exc}" if isinstance(exc, BridgeError) else f"error: {type(exc).__name__}: {exc}"]
     seen = {id(exc)}
-    cause = exc.__cause__ or exc.__context__
+    cause = _cause(exc)
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         lines.append(f"  caused by: {type(cause).__name__}: {cause}")
-        cause = cause.__cause__ or cause.__context__
+        cause = _cause(cause)
     return "\n".join(lines)
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """The explicit cause, else the implicit context unless `raise … from None` suppressed it."""
+    return exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
