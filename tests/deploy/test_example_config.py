@@ -28,7 +28,6 @@ def test_example_config_delivers_simulated_calls_to_its_subscriber(tmp_path):
         data["soap"]["listen"] = "127.0.0.1:0"
         data["metrics"]["listen"] = "127.0.0.1:0"
         config = parse_config(data, env={"AMI_SECRET": AMI_SECRET, "SOAP_PASSWORD": "pw-example"})
-        assert config.warnings == ()
         runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=5.0)
         runtime.start()
         try:
@@ -42,6 +41,7 @@ def test_example_config_delivers_simulated_calls_to_its_subscriber(tmp_path):
             runtime.stop()
     names = [r.body.split(b"<m:name>")[1].split(b"</m:name>")[0] for r in sink.delivered()]
     assert names[0] == b"CallRinging" and b"CallAnswered" in names and names[-1] == b"CallEnded", names
+    assert config.warnings == ()
 
 
 def test_example_config_checks_ok_with_an_absolute_sqlite_path():

@@ -82,3 +82,13 @@ def test_outbox_stats_on_a_missing_sqlite_file_does_not_create_it(tmp_path):
     assert result.returncode == 2
     assert f"no outbox database at {tmp_path / 'outbox.db'}" in result.stderr
     assert not (tmp_path / "outbox.db").exists()
+
+
+def test_missing_database_table_is_reported_with_the_outbox_it_falls_back_to(tmp_path):
+    path = tmp_path / "bridge.toml"
+    path.write_text('[[ami]]\nname = "pbx1"\nusername = "bridge"\n', encoding="utf-8")
+    result = bridge_cli("config", "check", "--offline", "-c", str(path), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert (f"warning: database: no [database] table: the outbox is sqlite:///{tmp_path / 'outbox.db'}"
+            in result.stderr)
+    assert f"outbox sqlite:///{tmp_path / 'outbox.db'}" in result.stdout
