@@ -142,6 +142,9 @@ def scratch():
     shutil.rmtree(path, ignore_errors=True)
 
 
+# About 40 s on a quiet machine, mostly pip resolving against PyPI (from its cache); the margin is
+# for a machine busy with other work.
+@pytest.mark.timeout(400)
 def test_readme_install_steps_work_as_an_unprivileged_user(scratch, wheel):
     from bridge.ami.simulator import AmiSimulator
     from bridge.outbox.sink import PushEventSink
