@@ -13,7 +13,7 @@ BENCH := $(VENV)/.installed-bench
 UV := $(BIN)/uv
 INSTALL := $(UV) pip install -q --python $(BIN)/python
 
-.PHONY: demo test chaos bench clean check-python
+.PHONY: demo test test-fast lint chaos bench clean check-python
 
 check-python:
 	@test -n "$(PYVER)" || { echo "error: '$(PY)' does not run; give PY=/path/to/python3.11 (or 3.12, 3.13)" >&2; exit 2; }
@@ -38,8 +38,17 @@ $(BENCH): $(STAMP)
 demo: $(RUNTIME)
 	$(BIN)/asterisk-bridge demo $(DEMO_ARGS)
 
-test: $(STAMP)
+# The whole suite, the linter first (what .ci/run runs).
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The development lane, < 60 s: no chaos, no live Asterisk, no long fuzz or multi-second runs;
+# 4 workers because the suite mostly waits (fsync, PostgreSQL, sockets), not computes.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 4 -m "not slow and not chaos and not asterisk"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 chaos: $(STAMP)
 	BRIDGE_CHAOS_FULL=1 $(BIN)/python -m pytest -q tests/chaos -s

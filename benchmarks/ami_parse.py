@@ -22,9 +22,10 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.ami.protocol import AmiParser, Message  # noqa: E402
-from bridge.ami.sim_flood import mixed_events  # noqa: E402
-from bridge.ami.sim_session import encode_message  # noqa: E402
+from bridge.ami.message import Message  # noqa: E402
+from bridge.ami.protocol import AmiParser  # noqa: E402
+from bridge.testing.sim_flood import mixed_events  # noqa: E402
+from bridge.testing.sim_session import encode_message  # noqa: E402
 
 CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"

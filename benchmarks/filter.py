@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/filter.py [--events 200000] [--profile asterisk11] [--runs 3] [--subscribers 50]
 
-The stream mixes whole calls from bridge.ami.scenarios (callees 901…950, so every subscriber
+The stream mixes whole calls from bridge.testing.scenarios (callees 901…950, so every subscriber
 has traffic) with the simulator's flood noise (Newexten, VarSet, DeviceStateChange; UTF-8 and
 cp1251 caller names). Subscribers use ROM-Asterisk-style regexes, one extension each
 (`Dial.{1,}?Begin.{1,}?9NN|Bridge.{1,}?9NN|Hangup.{1,}?9NN`) plus a few other shapes.
@@ -25,11 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.ami.protocol import AmiParser, Message  # noqa: E402
-from bridge.ami.scenarios import call_events  # noqa: E402
-from bridge.ami.sim_flood import noise_event  # noqa: E402
-from bridge.ami.sim_session import encode_message  # noqa: E402
-from bridge.calls import CallTracker  # noqa: E402
+from bridge.ami.message import Message  # noqa: E402
+from bridge.ami.protocol import AmiParser  # noqa: E402
+from bridge.testing.scenarios import call_events  # noqa: E402
+from bridge.testing.sim_flood import noise_event  # noqa: E402
+from bridge.testing.sim_session import encode_message  # noqa: E402
+from bridge.calls import CALL_EVENT_NAMES, CallTracker  # noqa: E402
 from bridge.config import SubscriberConfig  # noqa: E402
 from bridge.events import Router  # noqa: E402
 from bridge.events.pipeline import _RawView  # noqa: E402
@@ -143,7 +144,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     data = stream(args.profile, args.events)
-    router = Router(subscribers(args.subscribers))
+    router = Router(subscribers(args.subscribers), needed_events=CALL_EVENT_NAMES)
     filters = router.filters
     print(f"stream: {args.events} events, {len(data) / 1e6:.1f} MB, profile {args.profile}; "
           f"{args.subscribers} subscribers, {sum(1 for f in filters if f.literal)} with a prefilter literal")

@@ -5,7 +5,7 @@
 
 Three processes, so none shares a GIL with another: this one (AMI simulator + flood generator),
 the bridge (the real CLI with a TOML config, SQLite with synchronous=FULL), and the sink
-(bridge.outbox.sink.PushEventSink, HTTP/1.1 keep-alive). 20 subscribers with ROM-style regexes
+(bridge.testing.fake_erp.FakeErp, HTTP/1.1 keep-alive). 20 subscribers with ROM-style regexes
 split the matching share of the stream between them (each matching event goes to exactly one).
 Latency is arrival→receipt: the envelope's <time> (set when the bridge read the event off the
 AMI socket) to the sink's receipt clock; same host, same wall clock.
@@ -45,10 +45,10 @@ _TIME = re.compile(rb"<m:time>([^<]+)</m:time>")
 # --- the sink in its own process ---------------------------------------------------------------
 
 def serve_sink(out_path: str) -> int:
-    """Child mode: run a PushEventSink, print its port, on SIGTERM dump (received_at, arrival) pairs."""
-    from bridge.outbox.sink import PushEventSink
+    """Child mode: run a FakeErp, print its port, on SIGTERM dump (received_at, arrival) pairs."""
+    from bridge.testing.fake_erp import FakeErp
 
-    sink = PushEventSink().start()
+    sink = FakeErp().start()
     print(sink.port, flush=True)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -157,7 +157,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_one(rate: float, seconds: float, subscribers: int, match_ratio: float, sink_down: bool = False) -> dict:
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
     from bridge.outbox.db import upgrade
 
     with tempfile.TemporaryDirectory() as tmp_name, \
@@ -249,7 +249,8 @@ def parse_loads(spec: str, default_seconds: float) -> list[tuple[float, float]]:
 
 def print_results(results: list[dict]) -> None:
     for r in results:
-        head = (f"offered {r['offered_per_s']:7,.0f}/s for {r['seconds']:.0f} s, {r['subscribers']} subscriber(s): received {r['received']:,.0f}, "
+        head = (f"offered {r['offered_per_s']:7,.0f}/s for {r['seconds']:.0f} s, {r['subscribers']} subscriber(s): "
+                f"received {r['received']:,.0f}, "
                 f"accepted {r['accepted']:,.0f} (matched sent {r['matched']:,}), max backlog {r['max_backlog']:,.0f} "
                 f"rows, peak RSS {r['peak_rss_mb']:.0f} MB, AMI reconnects {r['ami_reconnects']:.0f}")
         if r["sink_down"]:

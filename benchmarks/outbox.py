@@ -28,11 +28,12 @@ import requests  # noqa: E402  (the baseline's bare POST loop)
 
 from bridge.config import SubscriberConfig  # noqa: E402
 from bridge.events.model import RAW, BridgeEvent  # noqa: E402
+from bridge.erp.transport import ErpTransport  # noqa: E402
 from bridge.outbox import admin, db, queries  # noqa: E402
 from bridge.outbox.dispatcher import Dispatcher  # noqa: E402
-from bridge.outbox.envelope import build_envelope  # noqa: E402
+from bridge.erp.envelope import build_envelope  # noqa: E402
 from bridge.outbox.ingest import OutboxWriter, outbox_rows  # noqa: E402
-from bridge.outbox.sink import PushEventSink  # noqa: E402
+from bridge.testing.fake_erp import FakeErp  # noqa: E402
 
 
 def event(i: int, calls: int = 500) -> BridgeEvent:
@@ -77,7 +78,7 @@ def drop_pg_databases() -> None:
 def bench_ingest(url: str, n: int) -> tuple[float, float]:
     engine = db.make_engine(url)
     events = [event(i) for i in range(n)]
-    writer = OutboxWriter(engine, queue_max_events=n + 1)
+    writer = OutboxWriter(engine, envelope_builder=build_envelope, queue_max_events=n + 1)
     writer.start()
     t0 = time.perf_counter()
     for e in events:
@@ -97,7 +98,7 @@ def bench_ingest(url: str, n: int) -> tuple[float, float]:
 
 
 def start_sink_process() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.outbox.sink", "--quiet"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.testing.fake_erp", "--quiet"], stdout=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
     return proc, proc.stdout.readline().strip()
 
@@ -119,7 +120,7 @@ def bench_delivery(url: str, n: int, workers: int) -> tuple[float, float]:
             if count[0] >= n:
                 done.set()
 
-        dispatcher = Dispatcher(engine, [sub], workers=workers, on_delivered=delivered)
+        dispatcher = Dispatcher(engine, [sub], transport_factory=ErpTransport, workers=workers, on_delivered=delivered)
         t0 = time.perf_counter()
         dispatcher.start()
         done.wait(600)
@@ -148,11 +149,12 @@ def pct(values: list[float], q: float) -> float:
 
 def bench_latency(url: str, rate: float, seconds: float) -> tuple[list[float], list[float]]:
     engine = db.make_engine(url)
-    with PushEventSink() as sink:
+    with FakeErp() as sink:
         sent: dict[str, float] = {}
         sub = SubscriberConfig(name="erp", url=sink.url)
-        dispatcher = Dispatcher(engine, [sub], workers=2)
-        writer = OutboxWriter(engine, on_commit=lambda events, rows, subs: dispatcher.notify())
+        dispatcher = Dispatcher(engine, [sub], transport_factory=ErpTransport, workers=2)
+        writer = OutboxWriter(engine, envelope_builder=build_envelope,
+                              on_commit=lambda events, rows, subs: dispatcher.notify())
         dispatcher.start()
         writer.start()
         n = int(rate * seconds)

@@ -20,7 +20,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +187,8 @@ def load_rows(r: dict, single: dict | None) -> list[Row]:
                       if r.get("ami_reconnects") else "")
                 + f"max backlog {r['max_backlog']:,.0f} rows, drain {r['drain_s']:.1f} s after the flood, "
                      f"peak RSS {r['peak_rss_mb']:.0f} MB; received {r['received']:,.0f} of {r['sent']:,} "
-                     f"sent, AMI reconnects {r.get('ami_reconnects', 0):.0f}; {r['unique_delivered']:,} ids delivered of {r['accepted']:,.0f} accepted")]
+                     f"sent, AMI reconnects {r.get('ami_reconnects', 0):.0f}; {r['unique_delivered']:,} ids delivered "
+                     f"of {r['accepted']:,.0f} accepted")]
     peer = single["p99_ms"] if single else None
     rows.append(Row(f"{label}: p99 arrival→receipt", r["p99_ms"], "ms",
                     "same load, 1 subscriber" if single else "", peer, r["p99_ms"] / peer if peer else None,
@@ -259,7 +259,8 @@ def table(rows: list[Row]) -> list[str]:
         ratio = "—" if r.ratio is None else f"{r.ratio:.2f}×"
         met = "—" if r.met is None and not r.target else ("**missing**" if r.met is None else
                                                           ("yes" if r.met else "**NO**"))
-        lines.append(f"| {r.figure} | {fmt(r.ours, r.unit)} | {peer} | {ratio} | {r.target or '—'} | {met} | {r.note} |")
+        lines.append(f"| {r.figure} | {fmt(r.ours, r.unit)} | {peer} | {ratio} | {r.target or '—'} | {met} "
+                     f"| {r.note} |")
     return lines
 
 

@@ -28,13 +28,13 @@ from spyne.protocol.soap import Soap11  # noqa: E402
 from spyne.server.wsgi import WsgiApplication  # noqa: E402
 
 from bridge.ami.client import AmiClient  # noqa: E402
-from bridge.ami.simulator import AmiSimulator  # noqa: E402
+from bridge.testing.simulator import AmiSimulator  # noqa: E402
 from bridge.calls import CallTracker  # noqa: E402
-from bridge.config import SoapConfig  # noqa: E402
+from bridge.config import AmiConfig, SoapConfig  # noqa: E402
 from bridge.soap.app import build_app  # noqa: E402
 from bridge.soap.auth import hash_password  # noqa: E402
 from bridge.soap.backend import BridgeBackend  # noqa: E402
-from bridge.soap.extstate import ExtensionStateCache  # noqa: E402
+from bridge.calls.extstate import ExtensionStateCache  # noqa: E402
 from bridge.soap.server import SoapServer  # noqa: E402
 
 ECHO_NS = "urn:bench-echo"
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = SoapConfig(listen="127.0.0.1:0", users={USER: hash_password(PASSWORD)}, threads=args.clients)
     auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     with AmiSimulator("asterisk20", users={"bridge": "secret"}, time_scale=0.0) as sim:
-        client = AmiClient("pbx1", sim.host, sim.port, "bridge", "secret")
+        client = AmiClient(AmiConfig("pbx1", sim.host, sim.port, "bridge", "secret"))
         backend = BridgeBackend({"pbx1": client}, CallTracker(), soap_cfg=cfg, pending_count=lambda: 0)
         client.start()
         if not client.wait_connected(5.0):

@@ -152,12 +152,19 @@ def _log_level(args: argparse.Namespace, default: str) -> str:
     return "DEBUG" if args.verbose else os.environ.get("BRIDGE_LOG_LEVEL", default)
 
 
+def _subscriber_check():
+    """The "can this subscriber ever match?" analysis, for every command that runs or checks."""
+    from bridge.calls.reach import analyse
+
+    return analyse
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.logsetup import setup_logging_for
     from bridge.runtime import Runtime
 
-    config = load_config(args.config)
+    config = load_config(args.config, check_subscriber=_subscriber_check())
     setup_logging_for(config, _log_level(args, config.logging.level))
     for warning in config.warnings:
         logging.getLogger("bridge.config").warning("%s", warning)
@@ -171,7 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bridge.demo import run_demo
+    from bridge.testing.demo import run_demo
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
                     profile=args.profile, verbose=bool(args.verbose), soap_port=args.soap_port,
@@ -179,11 +186,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.logsetup import setup_logging_for
     from bridge.preflight import run_checks
 
-    config = load_config(args.config)
+    config = load_config(args.config, check_subscriber=_subscriber_check())
     # The OK/FAIL lines say it all; the parts' own retry logs would only repeat them.
     setup_logging_for(config, _log_level(args, "CRITICAL"))
     from bridge.preflight import running_bridge_warnings
@@ -199,10 +206,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from bridge.config import load_config
+    from bridge.config_load import load_config
     from bridge.preflight import describe_config, probe_database
 
-    config = load_config(args.config)
+    config = load_config(args.config, check_subscriber=_subscriber_check())
     if not args.offline:
         problem = probe_database(config.database.url, timeout_s=5.0)
         if problem:
@@ -223,7 +230,8 @@ def cmd_wsdl(args: argparse.Namespace) -> int:
         return EXIT_OK
     from urllib.parse import urlsplit
 
-    from bridge.config import SoapConfig, load_config
+    from bridge.config import SoapConfig
+    from bridge.config_load import load_config
     from bridge.soap.wsdl import render_wsdl
 
     if args.base_url is not None:

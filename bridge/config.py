@@ -1,11 +1,10 @@
-"""TOML → validated, immutable settings. The key names are the public contract (design.md)."""
+"""The typed, immutable settings. The key names are the public contract (design.md); reading and
+checking a TOML file into them is config_load.py (with config_checks.py)."""
 
 from __future__ import annotations
 
-import os
-import tomllib
-from dataclasses import dataclass, field, replace
-from typing import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Mapping
 
 # Durations in config are strings like "72h", "10m", "500ms" or plain seconds; the loader
 # turns them into float seconds (fields ending in _s).
@@ -118,90 +117,3 @@ class Config:
     # Not wrong but probably not meant (a subscriber unlikely to match, no [database]):
     # `config check` and `check` print them, `run` logs them.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
-
-
-# --- loading -----------------------------------------------------------------------------------
-# The loader lives in config_load.py / config_checks.py, which import these dataclasses; they are
-# imported inside the functions below so that importing the settings alone stays cheap and acyclic.
-# The TOML key of a field is its name, except float-seconds fields, whose TOML key drops the
-# `_s` unit suffix and takes a duration ("72h", "10m", "500ms", or a number of seconds):
-# `max_age = "72h"` → SubscriberConfig.max_age_s = 259200.0.
-
-_SECTIONS = {  # TOML top-level key → (Config field, dataclass, is an array of tables)
-    "database": ("database", DatabaseConfig, False),
-    "ami": ("ami", AmiConfig, True),
-    "soap": ("soap", SoapConfig, False),
-    "subscriber": ("subscribers", SubscriberConfig, True),
-    "logging": ("logging", LoggingConfig, False),
-    "metrics": ("metrics", MetricsConfig, False),
-    "calls": ("calls", CallsConfig, False),
-}
-
-
-def load_config(path, env: Mapping[str, str] | None = None, *, only: Collection[str] | None = None,
-                omit: Collection[str] = ()) -> Config:
-    """Read, interpolate and validate a TOML file; ConfigError lists every problem at once.
-
-    `only` keeps just those top-level sections (the others, and the checks across sections, are
-    skipped), so `db upgrade` needs the database URL's variables and not AMI_SECRET; `omit`
-    drops `section.key`s (the WSDL does not depend on `soap.users`). A relative SQLite path is
-    taken relative to the file's directory, never to the working directory.
-    """
-    from bridge.errors import ConfigError
-
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    # `from None`: the message already says all the cause would, on a second line.
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}", [f"{path}: {exc}"]) from None
-    return parse_config(data, source=str(path), env=env, only=only, omit=omit,
-                        base_dir=os.path.dirname(os.path.abspath(path)))
-
-
-def parse_config(data: Mapping, source: str = "<config>", env: Mapping[str, str] | None = None, *,
-                 only: Collection[str] | None = None, omit: Collection[str] = (),
-                 base_dir: str | None = None) -> Config:
-    """Build a Config from already-parsed TOML; ConfigError lists every problem by key path.
-    A relative SQLite path is resolved against `base_dir` (default: the working directory)."""
-    from bridge import config_load
-    from bridge.errors import ConfigError
-
-    problems: list[str] = []
-    if only is not None:
-        data = {k: v for k, v in data.items() if k in only}
-    for dotted in omit:
-        section, _, key = dotted.partition(".")
-        if isinstance(data.get(section), Mapping) and key in data[section]:
-            data = {**data, section: {k: v for k, v in data[section].items() if k != key}}
-    data = config_load.interpolate(data, "", os.environ if env is None else env, problems)
-    kwargs: dict = {}
-    for key, value in data.items():
-        if key not in _SECTIONS:
-            problems.append(config_load.unknown_key("", key, _SECTIONS))
-            continue
-        field_name, cls, is_array = _SECTIONS[key]
-        if is_array:
-            kwargs[field_name] = config_load.build_array(cls, value, key, problems)
-        else:
-            built = config_load.build(cls, value, key, problems)
-            if built is not None:
-                kwargs[field_name] = built
-    if "database" in kwargs or "database" not in data:
-        kwargs["database"] = config_load.resolve_sqlite(kwargs.get("database", DatabaseConfig()),
-                                                        base_dir or os.getcwd(), problems)
-    config = Config(**kwargs)
-    if only is None:
-        config_load.check_config(config, data, problems)
-        config = replace(config, warnings=tuple(config_load.config_warnings(config, data)))
-    # A value whose variable is unset was replaced by "": its follow-up complaints are noise.
-    unset = {p.split(": ", 1)[0] for p in problems if ": environment variable " in p}
-    problems = [p for p in problems
-                if ": environment variable " in p or p.split(": ", 1)[0] not in unset]
-    if problems:
-        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems), problems)
-    return config

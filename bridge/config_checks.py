@@ -179,9 +179,6 @@ def _check_subscriber(cfg: SubscriberConfig, path: str, problems: list[str]) -> 
     _positive(cfg.connect_timeout_s, f"{path}.connect_timeout", problems)
     _positive(cfg.read_timeout_s, f"{path}.read_timeout", problems)
     _file(cfg.ca_file, f"{path}.ca_file", problems)
-    from bridge.events.reach import analyse  # its imports need the settings module loaded first
-
-    problems.extend(analyse(cfg, path).errors)
 
 
 def _check_logging(cfg: LoggingConfig, path: str, problems: list[str]) -> None:
@@ -232,16 +229,12 @@ def check(config: Config, data: Mapping, problems: list[str]) -> None:
 
 
 def warnings(config: Config, data: Mapping) -> list[str]:
-    """What is not wrong but probably not meant (Config.warnings)."""
-    from bridge.events.reach import analyse
-
+    """What is not wrong but probably not meant (Config.warnings; subscribers: bridge.calls.reach)."""
     found = []
     if "database" not in data:
         found.append(f"database: no [database] table: the outbox is {config.database.url} "
                      "(add [database] url = \"sqlite:////var/lib/asterisk-bridge/outbox.db\" "
                      "or a PostgreSQL URL)")
-    found += [w for i, sub in enumerate(config.subscribers)
-              for w in analyse(sub, f"subscriber[{i}]").warnings]
     return found
 
 

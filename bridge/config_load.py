@@ -1,4 +1,5 @@
-"""TOML values → typed settings fields: ${VAR} interpolation, durations, type checks, key paths."""
+"""TOML → typed settings (bridge.config): load_config/parse_config, ${VAR} interpolation, durations,
+type checks with key paths; the semantic checks are config_checks.py."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import dataclasses
 import difflib
 import os
 import re
+import tomllib
 import types
 import typing
-from typing import Any, Mapping
+from typing import Any, Callable, Collection, Mapping
+
+from bridge import config_checks
+from bridge.config import (AmiConfig, CallsConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
+                           SoapConfig, SubscriberConfig)
+from bridge.errors import ConfigError
 
 _BAD = object()  # conversion failed; the problem is already recorded
 
@@ -111,8 +118,6 @@ def build(cls, table: Any, path: str, problems: list[str]):
             complete = False
     if not complete:
         return None
-    from bridge import config_checks
-
     item = cls(**kwargs)
     config_checks.check_item(item, path, problems)
     return item
@@ -216,13 +221,103 @@ def resolve_sqlite(database, base_dir: str, problems: list[str]):
 
 
 def config_warnings(config, data: Mapping) -> list[str]:
-    from bridge import config_checks
-
     return config_checks.warnings(config, data)
 
 
 def check_config(config, data: Mapping, problems: list[str]) -> None:
     """Semantic checks after typing (regexes, URLs, addresses, cross references)."""
-    from bridge import config_checks
-
     config_checks.check(config, data, problems)
+
+
+# --- the whole file --------------------------------------------------------------------------
+# The TOML key of a field is its name, except float-seconds fields, whose TOML key drops the
+# `_s` unit suffix and takes a duration ("72h", "10m", "500ms", or a number of seconds):
+# `max_age = "72h"` → SubscriberConfig.max_age_s = 259200.0.
+
+_SECTIONS = {  # TOML top-level key → (Config field, dataclass, is an array of tables)
+    "database": ("database", DatabaseConfig, False),
+    "ami": ("ami", AmiConfig, True),
+    "soap": ("soap", SoapConfig, False),
+    "subscriber": ("subscribers", SubscriberConfig, True),
+    "logging": ("logging", LoggingConfig, False),
+    "metrics": ("metrics", MetricsConfig, False),
+    "calls": ("calls", CallsConfig, False),
+}
+
+
+SubscriberCheck = Callable[[SubscriberConfig, str], Any]   # → an object with .errors, .warnings
+
+
+def load_config(path, env: Mapping[str, str] | None = None, *, only: Collection[str] | None = None,
+                omit: Collection[str] = (), check_subscriber: SubscriberCheck | None = None) -> Config:
+    """Read, interpolate and validate a TOML file; ConfigError lists every problem at once.
+
+    `only` keeps just those top-level sections (the others, and the checks across sections, are
+    skipped), so `db upgrade` needs the database URL's variables and not AMI_SECRET; `omit`
+    drops `section.key`s (the WSDL does not depend on `soap.users`). A relative SQLite path is
+    taken relative to the file's directory, never to the working directory. `check_subscriber`
+    (bridge.calls.reach.analyse, from the CLI) adds its errors and warnings per subscriber.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    # `from None`: the message already says all the cause would, on a second line.
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", [f"{path}: {exc}"]) from None
+    return parse_config(data, source=str(path), env=env, only=only, omit=omit,
+                        base_dir=os.path.dirname(os.path.abspath(path)), check_subscriber=check_subscriber)
+
+
+def parse_config(data: Mapping, source: str = "<config>", env: Mapping[str, str] | None = None, *,
+                 only: Collection[str] | None = None, omit: Collection[str] = (),
+                 base_dir: str | None = None, check_subscriber: SubscriberCheck | None = None) -> Config:
+    """Build a Config from already-parsed TOML; ConfigError lists every problem by key path.
+    A relative SQLite path is resolved against `base_dir` (default: the working directory)."""
+
+    problems: list[str] = []
+    if only is not None:
+        data = {k: v for k, v in data.items() if k in only}
+    for dotted in omit:
+        section, _, key = dotted.partition(".")
+        if isinstance(data.get(section), Mapping) and key in data[section]:
+            data = {**data, section: {k: v for k, v in data[section].items() if k != key}}
+    data = interpolate(data, "", os.environ if env is None else env, problems)
+    kwargs: dict = {}
+    for key, value in data.items():
+        if key not in _SECTIONS:
+            problems.append(unknown_key("", key, _SECTIONS))
+            continue
+        field_name, cls, is_array = _SECTIONS[key]
+        if is_array:
+            kwargs[field_name] = build_array(cls, value, key, problems)
+        else:
+            built = build(cls, value, key, problems)
+            if built is not None:
+                kwargs[field_name] = built
+    if "database" in kwargs or "database" not in data:
+        kwargs["database"] = resolve_sqlite(kwargs.get("database", DatabaseConfig()),
+                                            base_dir or os.getcwd(), problems)
+    config = Config(**kwargs)
+    if only is None:
+        check_config(config, data, problems)
+        warnings = config_warnings(config, data)
+        tables = data.get("subscriber")
+        tables = [tables] if isinstance(tables, Mapping) else tables
+        # Only when every table built: otherwise the indexes would name the wrong subscriber.
+        if check_subscriber is not None and isinstance(tables, list) and len(tables) == len(config.subscribers):
+            for i, subscriber in enumerate(config.subscribers):
+                found = check_subscriber(subscriber, f"subscriber[{i}]")
+                problems.extend(found.errors)
+                warnings.extend(found.warnings)
+        config = dataclasses.replace(config, warnings=tuple(warnings))
+    # A value whose variable is unset was replaced by "": its follow-up complaints are noise.
+    unset = {p.split(": ", 1)[0] for p in problems if ": environment variable " in p}
+    problems = [p for p in problems
+                if ": environment variable " in p or p.split(": ", 1)[0] not in unset]
+    if problems:
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems), problems)
+    return config

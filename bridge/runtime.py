@@ -123,22 +123,23 @@ class Runtime:
         url = self.config.database.url
         if self.auto_upgrade:
             upgrade(url)
-        # Without a connect timeout a dead PostgreSQL host hangs /healthz for the OS TCP timeout.
-        kw = {"connect_args": {"connect_timeout": DB_CONNECT_TIMEOUT_S}} if url.startswith("postgresql") else {}
-        self.engine = make_engine(url, **kw)
+        self.engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S)
         check_schema(self.engine)
 
     def _start_pipeline(self) -> None:
         from bridge.ami.client import AmiClient
-        from bridge.calls import CallTracker
+        from bridge.calls import CALL_EVENT_NAMES, CallTracker
+        from bridge.erp.envelope import build_envelope
         from bridge.events import Pipeline, Router
         from bridge.outbox.ingest import OutboxWriter
 
         db = self.config.database
-        self.writer = OutboxWriter.from_config(self.engine, db, on_commit=self._on_commit)
+        # The outbox stores whatever the ERP client will send: the PushEvent envelope, built once.
+        self.writer = OutboxWriter.from_config(self.engine, db, envelope_builder=build_envelope,
+                                               on_commit=self._on_commit)
         self.writer.start()
         self.tracker = CallTracker(self.config.calls)
-        self.router = Router(self.config.subscribers)
+        self.router = Router(self.config.subscribers, needed_events=CALL_EVENT_NAMES)
         # The pipeline counts received/filtered/accepted events on self.metrics.
         self.pipeline = Pipeline(self.tracker, self.router, self.writer, metrics=self.metrics)
         for ami in self.config.ami:
@@ -150,9 +151,10 @@ class Runtime:
         self._housekeeper.start()
 
     def _start_dispatcher(self) -> None:
+        from bridge.erp.transport import ErpTransport
         from bridge.outbox.dispatcher import Dispatcher
 
-        self.dispatcher = Dispatcher(self.engine, self.config.subscribers,
+        self.dispatcher = Dispatcher(self.engine, self.config.subscribers, transport_factory=ErpTransport,
                                      on_delivered=self._on_delivered)
         self.dispatcher.start()
         self.metrics.watch_outbox(self.count_status, [s.name for s in self.config.subscribers])
@@ -170,14 +172,22 @@ class Runtime:
     def _start_soap(self) -> None:
         if self.config.soap is None:
             return
+        from bridge.calls.extstate import ExtensionStateCache
+        from bridge.calls.originate import OriginateTracker
         from bridge.soap.app import build_app
         from bridge.soap.backend import BridgeBackend
         from bridge.soap.server import SoapServer
 
         soap = self.config.soap
-        # The backend adds its own listeners (Originate outcomes, extension states) to the clients.
+        # The AMI listeners the SOAP operations read (Originate outcomes, extension states) are
+        # attached here, before the clients start, and handed to the service.
+        originates, extension_states = OriginateTracker(), ExtensionStateCache()
+        for client in self.clients:
+            client.add_listener(originates)
+            client.add_listener(extension_states)
         backend = BridgeBackend({c.name: c for c in self.clients}, self.tracker, soap_cfg=soap,
-                                pending_count=self.pending_total)
+                                originate_tracker=originates, extension_states=extension_states,
+                                pending_count=self.pending_total, attach=False)
         app = SoapMetricsMiddleware(build_app(backend, soap), self.metrics)
         self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads)
         self.soap_server.start()

@@ -20,7 +20,8 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 with atheris.instrument_imports():
-    from bridge.ami.protocol import NEED_DATA, AmiParser, Banner
+    from bridge.ami.message import NEED_DATA, Banner
+    from bridge.ami.protocol import AmiParser
     from bridge.errors import BridgeError
 
 

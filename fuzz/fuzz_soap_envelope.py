@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 with atheris.instrument_imports():
     from bridge.ami.client import AmiClient
     from bridge.calls import CallTracker
-    from bridge.config import SoapConfig
+    from bridge.config import AmiConfig, SoapConfig
     from bridge.soap.app import build_app
     from bridge.soap.backend import BridgeBackend
 
 CFG = SoapConfig(listen="127.0.0.1:0", users={})      # no users: no auth, so inputs reach the parser
-CLIENT = AmiClient("pbx1", "127.0.0.1", 9, "bridge", "x")   # never started: any AMI use fails cleanly
+CLIENT = AmiClient(AmiConfig("pbx1", "127.0.0.1", 9, "bridge", "x"))   # never started: any AMI use fails cleanly
 APP = build_app(BridgeBackend({"pbx1": CLIENT}, CallTracker(), soap_cfg=CFG, pending_count=lambda: 0), CFG)
 
 

@@ -61,3 +61,20 @@ def db_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'outbox.db'}"
     else:
         yield request.getfixturevalue("pg_url")
+
+
+# Suites marked by where they live, so `make test-fast` (-m "not chaos and not asterisk and not
+# slow") leaves them out without each test having to remember its marker.
+_DIR_MARKERS = {"chaos": "chaos", "asterisk": "asterisk"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        try:
+            first = Path(str(item.fspath)).relative_to(tests_dir).parts[0]
+        except ValueError:
+            continue
+        marker = _DIR_MARKERS.get(first)
+        if marker is not None:
+            item.add_marker(getattr(pytest.mark, marker))

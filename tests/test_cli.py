@@ -75,6 +75,7 @@ def test_example_config_passes_config_check_when_secrets_come_from_env():
     ("missing env", '[[ami]]\nname = "p"\nusername = "b"\nsecret = "${NOT_SET_ANYWHERE}"\n',
      "ami[0].secret: environment variable NOT_SET_ANYWHERE is not set"),
 ])
+@pytest.mark.slow  # a CLI subprocess each
 def test_config_check_exits_2_with_key_path_when_config_is_bad(tmp_path, case, text, expected):
     path = write(tmp_path, text)
     result = bridge_cli("config", "check", "-c", str(path))
@@ -83,6 +84,7 @@ def test_config_check_exits_2_with_key_path_when_config_is_bad(tmp_path, case, t
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a CLI subprocess each
 def test_config_check_exits_2_when_database_is_unreachable(tmp_path):
     port = closed_port()
     path = write(tmp_path, f"""
@@ -98,6 +100,7 @@ username = "bridge"
     assert "hunter22" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow  # a CLI subprocess each
 def test_config_check_exits_2_when_sqlite_directory_is_missing(tmp_path):
     path = write(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/nodir/outbox.db"\n'
                            '[[ami]]\nname = "p"\nusername = "b"\n')
@@ -106,6 +109,7 @@ def test_config_check_exits_2_when_sqlite_directory_is_missing(tmp_path):
     assert f"database.url: directory {tmp_path}/nodir does not exist" in result.stderr
 
 
+@pytest.mark.slow  # a CLI subprocess each
 def test_config_check_exits_2_when_file_is_missing(tmp_path):
     result = bridge_cli("config", "check", "-c", str(tmp_path / "absent.toml"))
     assert result.returncode == 2
@@ -158,6 +162,7 @@ def test_wsdl_prints_service_with_configured_address(tmp_path, monkeypatch, caps
     assert 'location="http://localhost:8443/pbx12"' in out
 
 
+@pytest.mark.slow  # a CLI subprocess each
 def test_run_exits_2_naming_the_full_db_upgrade_command_when_database_is_not_migrated(tmp_path):
     # Exit 2 is RestartPreventExitStatus in the systemd unit: no restart loop every 5 s.
     path = write(tmp_path, valid_config(tmp_path))
@@ -167,6 +172,7 @@ def test_run_exits_2_naming_the_full_db_upgrade_command_when_database_is_not_mig
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a CLI subprocess each
 def test_traceback_is_shown_only_when_verbose(tmp_path):
     path = write(tmp_path, valid_config(tmp_path))
     result = bridge_cli("-v", "run", "-c", str(path), env={"AMI_SECRET": "x"})
@@ -174,11 +180,12 @@ def test_traceback_is_shown_only_when_verbose(tmp_path):
     assert "Traceback" in result.stderr
 
 
+@pytest.mark.slow  # a CLI subprocess each
 def test_check_reports_ok_lines_when_everything_answers(tmp_path):
-    from bridge.ami.simulator import AmiSimulator
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.simulator import AmiSimulator
+    from bridge.testing.fake_erp import FakeErp
 
-    with AmiSimulator(users={"bridge": "pw-check"}) as sim, PushEventSink() as sink:
+    with AmiSimulator(users={"bridge": "pw-check"}) as sim, FakeErp() as sink:
         path = write(tmp_path, valid_config(tmp_path, f'port = {sim.port}\n[[subscriber]]\nname = "erp"\n'
                                                       f'url = "{sink.url}"'))
         upgrade = bridge_cli("db", "upgrade", "-c", str(path), env={"AMI_SECRET": "pw-check"})
@@ -191,8 +198,9 @@ def test_check_reports_ok_lines_when_everything_answers(tmp_path):
     assert lines[2].startswith("OK   database sqlite:///") and lines[2].endswith("schema up to date")
 
 
+@pytest.mark.slow  # a CLI subprocess each
 def test_check_reports_fail_lines_and_exits_1_when_links_fail(tmp_path):
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     with AmiSimulator(users={"bridge": "right"}) as sim:
         path = write(tmp_path, valid_config(
@@ -228,6 +236,7 @@ def test_wsdl_refuses_a_base_url_that_is_not_scheme_host_port(capsys, base_url):
     assert f"--base-url: {base_url!r} is not scheme://host[:port]" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_missing_config_file_is_one_error_line(tmp_path):
     result = bridge_cli("config", "check", "-c", str(tmp_path / "nope.toml"))
     assert result.returncode == 2

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import Config, load_config, parse_config
+from bridge.config import Config
+from bridge.config_load import load_config, parse_config
 from bridge.config_load import parse_duration
 from bridge.errors import ConfigError
 

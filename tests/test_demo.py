@@ -1,6 +1,8 @@
-"""bridge/demo.py: `python -m bridge demo` shows delivered call events with no Asterisk around."""
+"""bridge/testing/demo.py: `python -m bridge demo` shows delivered call events with no Asterisk around."""
 
 from __future__ import annotations
+
+import pytest
 
 import os
 import queue
@@ -11,6 +13,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # runs the demo for seconds, twice
 
 ROOT = Path(__file__).parent.parent
 EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (CallRinging|CallAnswered|CallEnded|CallTransferred)\s+call \S+")

@@ -69,7 +69,8 @@ def test_outbox_gauges_are_skipped_not_fatal_when_database_fails():
 
 
 def test_soap_operation_is_read_from_soapaction_or_content_type():
-    assert soap_operation({"REQUEST_METHOD": "POST", "HTTP_SOAPACTION": '"urn:asterisk-bridge#Bridge:Originate"'}) == "Originate"
+    action = '"urn:asterisk-bridge#Bridge:Originate"'
+    assert soap_operation({"REQUEST_METHOD": "POST", "HTTP_SOAPACTION": action}) == "Originate"
     assert soap_operation({"REQUEST_METHOD": "POST", "CONTENT_TYPE":
                            'application/soap+xml; charset=utf-8; action="urn:asterisk-bridge#Bridge:Ping"'}) == "Ping"
     assert soap_operation({"REQUEST_METHOD": "POST", "HTTP_SOAPACTION": '"<script>"'}) == "unknown"

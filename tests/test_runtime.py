@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from bridge.config import AmiConfig, Config, DatabaseConfig, MetricsConfig, SubscriberConfig
 from bridge.errors import SchemaError
+from bridge.testing.helpers import wait_until
 
 ROOT = Path(__file__).parent.parent
 WAIT_S = 20.0
@@ -56,13 +56,6 @@ def soap_ping(port: int, user: str, password: str) -> int:
         return exc.code
 
 
-def wait_until(predicate, timeout_s: float = WAIT_S, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -92,7 +85,7 @@ def outbox_rows(db_url: str) -> list[dict]:
 
 @pytest.fixture
 def sim():
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     with AmiSimulator("asterisk20", users={"bridge": AMI_SECRET}, time_scale=0.02) as simulator:
         yield simulator
@@ -100,9 +93,9 @@ def sim():
 
 @pytest.fixture
 def sink():
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.fake_erp import FakeErp
 
-    with PushEventSink() as receiver:
+    with FakeErp() as receiver:
         yield receiver
 
 
@@ -151,6 +144,7 @@ def start_bridge(config: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # a bridge process, seconds of traffic
 def test_run_delivers_reports_health_and_drains_everything_on_sigterm(tmp_path, sim, sink, migrated_sqlite):
     port, soap_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"

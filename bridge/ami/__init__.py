@@ -1,8 +1,9 @@
-"""Asterisk Manager Interface: sans-I/O protocol, threaded client, and a simulator for tests and demos."""
+"""Asterisk Manager Interface: sans-I/O protocol and the threaded client (the simulator lives in bridge.testing)."""
 
-from bridge.ami.client import ActionResult, AmiClient, AmiListener, ClientStats, backoff_delay
-from bridge.ami.protocol import NEED_DATA, Action, AmiParser, Banner, Message
-from bridge.ami.simulator import AmiSimulator, FloodJob
+from bridge.ami.client import ActionResult, AmiClient, AmiListener, ClientStats
+from bridge.ami.actions import Action
+from bridge.ami.message import NEED_DATA, Banner, Message
+from bridge.ami.protocol import AmiParser
 
 __all__ = [
     "NEED_DATA",
@@ -11,10 +12,7 @@ __all__ = [
     "AmiClient",
     "AmiListener",
     "AmiParser",
-    "AmiSimulator",
     "Banner",
     "ClientStats",
-    "FloodJob",
     "Message",
-    "backoff_delay",
 ]

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 from bridge.ami import names
 from bridge.ami.connection import ActionResult
-from bridge.ami.protocol import Action
+from bridge.ami.actions import Action
 from bridge.errors import AmiActionError, AmiAuthError, AmiConnectionError, AmiError
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from bridge.ami import names
-from bridge.ami.protocol import NEED_DATA, Action, AmiParser, Banner, Message
+from bridge.ami.actions import Action
+from bridge.ami.message import NEED_DATA, Banner, Message
+from bridge.ami.protocol import AmiParser
 from bridge.errors import AmiActionError, AmiConnectionError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ queue `Join`/`Leave`, `Transfer`; no Linkedid, so calls are linked from these ev
 
 from __future__ import annotations
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.calls.common import Handler
 from bridge.calls.engine import CallEngine
 

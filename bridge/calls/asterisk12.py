@@ -3,7 +3,7 @@ QueueCallerJoin/Leave, BlindTransfer; every channel event carries Linkedid."""
 
 from __future__ import annotations
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.calls.common import Handler, ensure_channel
 from bridge.calls.engine import CallEngine
 

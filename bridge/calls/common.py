@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.calls.channels import Channel
 from bridge.calls.engine import CallEngine
 

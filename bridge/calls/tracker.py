@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Callable, Sequence
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.calls import asterisk11, asterisk12, common
 from bridge.calls.common import to_int
 from bridge.calls.engine import CallEngine

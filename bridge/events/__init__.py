@@ -3,9 +3,9 @@
 from bridge.events.filters import SubscriberFilter
 from bridge.events.model import NORMALIZED, RAW, BridgeEvent, EventSink
 from bridge.events.pipeline import Pipeline, PipelineMetrics, raw_event
-from bridge.events.router import NEEDED_EVENTS, Router
+from bridge.events.router import SERVICE_EVENTS, Router
 
 __all__ = [
-    "NEEDED_EVENTS", "NORMALIZED", "RAW", "BridgeEvent", "EventSink", "Pipeline",
+    "NORMALIZED", "RAW", "SERVICE_EVENTS", "BridgeEvent", "EventSink", "Pipeline",
     "PipelineMetrics", "Router", "SubscriberFilter", "raw_event",
 ]

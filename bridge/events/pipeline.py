@@ -5,19 +5,27 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import Protocol, Sequence
 
-from bridge.ami.protocol import Action, Banner, Message
+from bridge.ami.actions import Action
+from bridge.ami.message import Banner, Message
 from bridge.errors import BridgeError
 from bridge.events.model import RAW, BridgeEvent, EventSink
 from bridge.events.router import Router
 
-if TYPE_CHECKING:  # bridge.calls imports bridge.events.model: no cycle at run time
-    from bridge.calls import CallTracker
 
 log = logging.getLogger(__name__)
 
 RESYNC_TIMEOUT_S = 15.0   # CoreShowChannels on a busy PBX lists thousands of channels
+
+
+class CallModel(Protocol):
+    """What the pipeline needs from the call model (bridge.calls.CallTracker, handed in by the wiring)."""
+
+    def feed(self, server: str, message: Message) -> list[BridgeEvent]: ...
+    def call_id_of(self, server: str, uniqueid: str | None) -> str | None: ...
+    def mark(self) -> int: ...
+    def reconcile(self, server: str, live: Sequence[Message], since_mark: int | None = None) -> list[BridgeEvent]: ...
 
 
 class PipelineMetrics(Protocol):
@@ -60,7 +68,7 @@ class Pipeline:
     through the Router to `sink.accept`. Runs on the AMI reader thread: never blocks on I/O
     (the sink's own queue applies backpressure)."""
 
-    def __init__(self, server_tracker: "CallTracker", router: Router, sink: EventSink,
+    def __init__(self, server_tracker: CallModel, router: Router, sink: EventSink,
                  metrics: PipelineMetrics | None = None, clients: Sequence = ()) -> None:
         self.tracker = server_tracker
         self.router = router

@@ -12,7 +12,6 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from bridge.calls.model import CALL_EVENT_NAMES
 from bridge.config import SubscriberConfig
 from bridge.errors import ConfigError
 from bridge.events.filters import FilterableEvent, SubscriberFilter
@@ -22,13 +21,12 @@ from bridge.events.model import RAW
 # Unique event names an attacker could invent must not grow the plan cache without bound.
 MAX_PLANS = 4096
 
-# Raw events the bridge itself needs whatever the subscribers say: the call model's, the
-# Originate outcome the SOAP service waits for, and the PBX's own lifecycle.
-# The call model's events, plus what the SOAP side keeps current from the stream:
+# Raw events the bridge itself needs whatever the subscribers say, an AMI `Filter` must never hide
+# them: the PBX's own lifecycle, and what the SOAP side keeps current from the stream:
 # OriginateResponse (GetOriginateStatus) and ExtensionStatus / DeviceStateChange (the
-# GetExtensionState cache); an AMI `Filter` must never hide them.
-NEEDED_EVENTS = tuple(sorted(set(CALL_EVENT_NAMES) | {
-    "OriginateResponse", "FullyBooted", "Shutdown", "ExtensionStatus", "DeviceStateChange"}))
+# GetExtensionState cache). The call model's events come from the wiring (Router's
+# `needed_events`, runtime.py passes bridge.calls.CALL_EVENT_NAMES): events/ does not import calls/.
+SERVICE_EVENTS = ("DeviceStateChange", "ExtensionStatus", "FullyBooted", "OriginateResponse", "Shutdown")
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,8 @@ class _Plan:
 class Router:
     """Subscribers' filters, compiled once; `route(event)` returns the names that want it."""
 
-    def __init__(self, subscribers: Sequence[SubscriberConfig]) -> None:
+    def __init__(self, subscribers: Sequence[SubscriberConfig], needed_events: Iterable[str] = ()) -> None:
+        self.needed_events = tuple(sorted(set(SERVICE_EVENTS) | set(needed_events)))
         filters, problems = [], []
         for index, cfg in enumerate(subscribers):
             try:
@@ -122,8 +121,8 @@ class Router:
         these only ever drop events no subscriber, no call model and no SOAP wait can use:
 
         - every subscriber names its raw events (`events`, or mode normalized): allow-list of
-          those plus NEEDED_EVENTS;
-        - otherwise: deny-list of names every subscriber excludes, minus NEEDED_EVENTS.
+          those plus the needed events;
+        - otherwise: deny-list of names every subscriber excludes, minus the needed events.
 
         `[^A-Za-z]` ends the name (the CR after it) so `Event: Dial` cannot also catch
         `DialBegin`; unlike `[[:space:]]` or `\\s` it means the same to glibc, musl and
@@ -132,10 +131,10 @@ class Router:
         """
         raw_sets = [self._raw_names(f) for f in self.filters]
         if all(s is not None for s in raw_sets):
-            names = set().union(*raw_sets) | {n.lower() for n in NEEDED_EVENTS}
+            names = set().union(*raw_sets) | {n.lower() for n in self.needed_events}
             return [f"Event: {n}[^A-Za-z]" for n in self._spell(names)]
         denied = set.intersection(*(set(f.exclude) for f in self.filters)) if self.filters else set()
-        denied -= {n.lower() for n in NEEDED_EVENTS}
+        denied -= {n.lower() for n in self.needed_events}
         return [f"!Event: {n}[^A-Za-z]" for n in self._spell(denied)]
 
     @staticmethod
@@ -148,7 +147,7 @@ class Router:
 
     def _spell(self, names: Iterable[str]) -> list[str]:
         """Asterisk matches the filter case-sensitively: use the configured/known spelling."""
-        known = {n.lower(): n for n in NEEDED_EVENTS}
+        known = {n.lower(): n for n in self.needed_events}
         for f in self.filters:
             for n in f.spelled:
                 if n.lower() not in known or known[n.lower()].islower():

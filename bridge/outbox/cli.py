@@ -33,7 +33,7 @@ def database_url(args: argparse.Namespace) -> str:
     if not config_path and not os.environ.get(DATABASE_URL_ENV):
         config_path = os.environ.get(CONFIG_ENV)
     if config_path:
-        from bridge.config import load_config
+        from bridge.config_load import load_config
 
         # Only [database]: `db upgrade` must not need AMI_SECRET or SOAP_PASSWORD to be set.
         return load_config(config_path, only=("database",)).database.url

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.errors import BridgeError, DeliveryError, DeliveryRejected
 from bridge.outbox import queries
-from bridge.outbox.db import reader
+from bridge.outbox.db import dispatch_engine, reader, single_process
 from bridge.outbox.models import DEAD, PENDING
 from bridge.outbox.queries import ClaimedRow
 from bridge.outbox.retry import RetryPolicy
@@ -42,15 +42,13 @@ class Dispatcher:
     """
 
     def __init__(self, engine: Engine, subscribers: Sequence, workers: int = 2, *,
-                 transport_factory: Callable | None = None, batch_rows: int = CLAIM_BATCH_ROWS,
+                 transport_factory: Callable, batch_rows: int = CLAIM_BATCH_ROWS,
                  poll_interval_s: float = POLL_INTERVAL_S, release_leases_on_start: bool | None = None,
                  on_delivered: Callable[[ClaimedRow, float], None] | None = None,
                  on_failed: Callable[[ClaimedRow, BridgeError], None] | None = None,
                  rng: random.Random | None = None, clock: Callable[[], datetime] = _utcnow,
                  instance: str | None = None) -> None:
-        if transport_factory is None:
-            from bridge.soap.transport import ErpTransport as transport_factory
-        self.engine = _dispatch_engine(engine)
+        self.engine = dispatch_engine(engine)
         self._own_engine = self.engine is not engine
         self.subscribers = [s for s in subscribers if s.enabled]
         self.instance = instance or f"{os.uname().nodename[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -59,9 +57,9 @@ class Dispatcher:
         self._clock = clock
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
-        # SQLite is single-process: leases left by a killed predecessor can be dropped at once.
+        # Single-process databases (SQLite): leases left by a killed predecessor can be dropped at once.
         if release_leases_on_start is None:
-            release_leases_on_start = engine.dialect.name == "sqlite"
+            release_leases_on_start = single_process(engine)
         self._release_on_start = release_leases_on_start
         self._groups: dict[str, list[_Worker]] = {}
         for sub in self.subscribers:
@@ -119,25 +117,6 @@ class Dispatcher:
 def _wake_one(group: list["_Worker"]) -> None:
     idle = next((w for w in group if w.idle), None)
     (idle or group[0]).wake.set()
-
-
-def _dispatch_engine(engine: Engine) -> Engine:
-    """On SQLite, the dispatcher commits with synchronous=NORMAL on its own connections.
-
-    Its transactions only lease rows and record outcomes. In WAL mode NORMAL survives a process
-    crash (SIGKILL) and may lose only the last commits on power loss; losing a lease is harmless
-    and losing a "delivered" mark re-sends that event with the same id (at least once holds).
-    Ingest keeps FULL, and its fsync of the WAL covers every earlier frame anyway. This saves two
-    fsyncs per delivery round, which is most of the arrival→ERP latency on a busy disk. Its
-    connections also never run WAL checkpoints (the ingest connections do, as SQLite's default),
-    so a checkpoint's fsync of the database file never stalls a delivery round.
-    """
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        return engine
-    from bridge.outbox.db import make_engine
-
-    return make_engine(engine.url.render_as_string(hide_password=False), sqlite_synchronous="NORMAL",
-                       sqlite_autocheckpoint=False)
 
 
 class _Worker(threading.Thread):

@@ -13,15 +13,15 @@ from typing import Callable, Sequence
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from bridge.backoff import Backoff
 from bridge.events.model import BridgeEvent
 from bridge.outbox import queries
-from bridge.outbox.envelope import build_envelope
 from bridge.outbox.models import PENDING
 
 log = logging.getLogger(__name__)
 
-DB_RETRY_BASE_S = 0.1          # a failed batch commit is retried after 0.1, 0.2, 0.4 … s
-DB_RETRY_CAP_S = 5.0
+# A failed batch commit is retried after 0.1, 0.2, 0.4 … 5 s: no jitter, this is one writer and its database.
+DB_RETRY = Backoff(base_s=0.1, cap_s=5.0, jitter=False)
 IDLE_WAIT_S = 0.2              # how long the writer blocks on an empty queue before checking stop
 BACKPRESSURE_LOG_INTERVAL_S = 10.0
 # With a backlog of more than one batch already queued, commit up to this many batches' worth in
@@ -67,8 +67,8 @@ class OutboxWriter(threading.Thread):
     """
 
     def __init__(self, engine: Engine, batch_max_events: int = 500, batch_max_delay_s: float = 0.005,
-                 queue_max_events: int = 100_000,
-                 envelope_builder: Callable[[BridgeEvent], str] = build_envelope,
+                 queue_max_events: int = 100_000, *,
+                 envelope_builder: Callable[[BridgeEvent], str],
                  on_commit: Callable[[Sequence[BridgeEvent], int, set[str]], None] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(name="outbox-writer", daemon=True)
@@ -191,20 +191,21 @@ class OutboxWriter(threading.Thread):
             self._commit_with_retry(batch, rows)
 
     def _commit_with_retry(self, batch, rows: list[dict]) -> None:
-        delay = DB_RETRY_BASE_S
+        failures = 0
         while True:
             try:
                 with self.engine.begin() as conn:
                     queries.insert_batch(conn, rows)
             except SQLAlchemyError as exc:
                 self.stats.db_failures += 1
+                failures += 1
+                delay = DB_RETRY.delay_s(failures)
                 reason = queries.short_error(str(getattr(exc, "orig", None) or exc))[:200]
                 log.error("outbox commit of %d events failed (%s: %s); retrying in %.1f s, %d more queued",
                           len(batch), type(exc).__name__, reason, delay, self._queue.qsize())
                 # Keep retrying even while stopping: these events were accepted from AMI and the
                 # only copy is in this process. stop()'s join timeout bounds how long we try.
                 time.sleep(delay)
-                delay = min(delay * 2, DB_RETRY_CAP_S)
                 now = self._clock()
                 for row in rows:  # accepted = committed: stamp the time it finally commits
                     row["created_at"] = row["next_attempt_at"] = now

@@ -1,4 +1,5 @@
-"""ALL outbox SQL: inserting, claiming, settling and administering rows (the only dialect branch).
+"""ALL outbox SQL: inserting, claiming, settling and administering rows. Every SQLite/PostgreSQL
+difference of the outbox lives here (SQL) or in db.py (engines, connections), nowhere else.
 
 Theory of operation
 - A row is *claimable* when it is pending, due (next_attempt_at <= now), not leased by a live

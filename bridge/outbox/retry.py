@@ -1,10 +1,12 @@
-"""When to try a failed delivery again, and when to give up: a pure, immutable policy."""
+"""When to try a failed delivery again, and when to give up: a pure, immutable policy over bridge.backoff."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
+
+from bridge.backoff import Backoff
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,16 @@ class RetryPolicy:
         return cls(base_s=cfg.retry_base_s, cap_s=cfg.retry_cap_s, max_age_s=cfg.max_age_s,
                    max_attempts=cfg.max_attempts)
 
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.base_s, self.cap_s, jitter=True)
+
     def ceiling_s(self, attempt: int) -> float:
         """The largest wait after failed attempt number `attempt` (1-based)."""
-        exponent = min(max(attempt, 1) - 1, 64)  # 2**64 s is far past any cap; avoids huge ints
-        return min(self.base_s * (2.0 ** exponent), self.cap_s)
+        return self.backoff.ceiling_s(attempt)
 
     def delay_s(self, attempt: int, rng: Random, retry_after_s: float | None = None) -> float:
-        wait = rng.uniform(0.0, self.ceiling_s(attempt))
+        wait = self.backoff.delay_s(attempt, rng)
         if retry_after_s is not None and retry_after_s > wait:
             wait = retry_after_s
         return wait

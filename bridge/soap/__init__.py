@@ -7,13 +7,11 @@ import importlib
 # Before any submodule imports spyne: spyne 2.14 on Python 3.12+ (see the module).
 from bridge.soap import _spyne_compat  # noqa: F401
 
-# Lazy, so importing bridge.soap.transport (the outbox's ERP client) does not load spyne.
+# Lazy, so importing one module of the package does not load spyne.
 _EXPORTS = {
     "build_app": "bridge.soap.app",
     "SoapServer": "bridge.soap.server",
     "BridgeBackend": "bridge.soap.backend",
-    "OriginateTracker": "bridge.soap.originate",
-    "ExtensionStateCache": "bridge.soap.extstate",
     "render_wsdl": "bridge.soap.wsdl",
     "hash_password": "bridge.soap.auth",
     "verify_password": "bridge.soap.auth",

@@ -16,7 +16,7 @@ from bridge.config import SoapConfig
 from bridge.soap import envelope as env
 from bridge.soap.auth import AccessGuard, BasicAuthenticator, NetworkAllowList
 from bridge.soap.faults import INVALID_ARGUMENT, fault_envelope
-from bridge.soap import ns
+from bridge import ns
 from bridge.soap.service import SERVICE_NAME, BridgeService
 from bridge.soap.wsdl import build_wsdl
 

@@ -8,12 +8,12 @@ from typing import Callable, Mapping, Sequence
 
 import bridge
 from bridge.ami import names
-from bridge.ami.protocol import Action
+from bridge.ami.actions import Action
 from bridge.config import SoapConfig
 from bridge.errors import AmiActionError, AmiConnectionError, SoapRequestError
 from bridge.soap import validation
-from bridge.soap.extstate import ExtensionStateCache
-from bridge.soap.originate import OriginateState, OriginateTracker
+from bridge.calls.extstate import ExtensionStateCache
+from bridge.calls.originate import OriginateState, OriginateTracker
 from bridge.soap.validation import OriginateRequest
 
 ACTION_TIMEOUT_S = 5.0

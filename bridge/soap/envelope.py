@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from bridge.soap import ns
+from bridge import ns
 
 UTF8_BOM = codecs.BOM_UTF8
 READ_CHUNK_BYTES = 64 * 1024

@@ -11,7 +11,7 @@ from spyne.model.fault import Fault
 
 from bridge.errors import (AmiActionError, AmiConnectionError, AmiEncodeError, AmiError, BridgeError,
                            SoapRequestError)
-from bridge.soap import ns
+from bridge import ns
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spyne import Boolean, ComplexModel, DateTime, Integer, Unicode
 
-from bridge.soap import ns
+from bridge import ns
 
 
 class _Base(ComplexModel):

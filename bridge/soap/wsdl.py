@@ -23,7 +23,7 @@ from spyne.interface.wsdl import Wsdl11
 from spyne.protocol.soap import Soap11
 
 from bridge.config import SoapConfig
-from bridge.soap import ns
+from bridge import ns
 from bridge.soap.service import SERVICE_NAME, BridgeService
 
 # The checked-in wsdl/*.wsdl use this base address: what `listen = "127.0.0.1:8080"` serves,

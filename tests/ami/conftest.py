@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-import time
 
 import pytest
 
 from bridge.ami.client import AmiClient
-from bridge.ami.protocol import Action, Banner, Message
-from bridge.ami.simulator import AmiSimulator
+from bridge.config import AmiConfig
+from bridge.ami.actions import Action
+from bridge.testing.helpers import RecordingListener
+from bridge.testing.simulator import AmiSimulator
 
 WAIT_S = 5.0  # upper bound for anything a test waits for; passing runs take milliseconds
+CLIENT_OPTIONS = ("filters", "max_line", "max_message", "ssl_context", "rng")  # AmiClient arguments, not settings
 
 
-class Recorder:
-    """An AmiListener that keeps everything it is told and lets tests wait for it."""
-
-    def __init__(self) -> None:
-        self.events: list[Message] = []
-        self.connected: list[Banner] = []
-        self.disconnected: list[str] = []
-        self._cond = threading.Condition()
-
-    def on_event(self, server: str, message: Message) -> None:
-        with self._cond:
-            self.events.append(message)
-            self._cond.notify_all()
-
-    def on_connected(self, server: str, banner: Banner) -> None:
-        with self._cond:
-            self.connected.append(banner)
-            self._cond.notify_all()
-
-    def on_disconnected(self, server: str, reason: str) -> None:
-        with self._cond:
-            self.disconnected.append(reason)
-            self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout_s: float = WAIT_S) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self), timeout_s)
-
-    def named(self, event: str) -> list[Message]:
-        with self._cond:
-            return [m for m in self.events if m.event == event]
 
 
 @pytest.fixture(params=["asterisk20"])
@@ -62,12 +32,13 @@ def sim(profile):
 def make_client(sim):
     clients: list[AmiClient] = []
 
-    def make(**kw) -> tuple[AmiClient, Recorder]:
-        options = dict(username="bridge", secret="s3cret-Пароль", reconnect_base_s=0.05, reconnect_cap_s=0.2,
-                       connect_timeout_s=2.0)
-        options.update(kw)
-        client = AmiClient("pbx", options.pop("host", sim.host), options.pop("port", sim.port), **options)
-        recorder = Recorder()
+    def make(**kw) -> tuple[AmiClient, RecordingListener]:
+        settings = dict(host=sim.host, port=sim.port, username="bridge", secret="s3cret-Пароль",
+                        reconnect_base_s=0.05, reconnect_cap_s=0.2, connect_timeout_s=2.0)
+        options = {k: kw.pop(k) for k in CLIENT_OPTIONS if k in kw}
+        settings.update(kw)
+        client = AmiClient(AmiConfig("pbx", **settings), **options)
+        recorder = RecordingListener()
         client.add_listener(recorder)
         clients.append(client)
         client.start()
@@ -83,10 +54,3 @@ def barrier(client: AmiClient) -> None:
     client.send_action(Action.build("Ping")).result(WAIT_S)
 
 
-def wait_until(predicate, timeout_s: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from bridge.ami.protocol import AmiParser, Banner, Message
+from bridge.ami.message import Banner, Message
+from bridge.ami.protocol import AmiParser
 from tests.conftest import AMI_FIXTURES, FIXTURES
 
 # | file | banner | messages | events | responses | lines with non-ASCII bytes |
@@ -20,11 +21,29 @@ def _path(name: str):
     return AMI_FIXTURES / f"asterisk-{version}" / name
 
 
-def _decode_line(raw: bytes) -> str:
+def lines_as_a_user_reads_them(path) -> list[tuple[bytes, str]]:
+    """The oracle, independent of bridge.ami.protocol: read the file line by line with the stdlib
+    and decode each line on its own, UTF-8 first, else cp1251 (strict: an undefined byte fails the
+    test instead of being papered over). Returns (raw line, text) pairs, empty lines left out."""
+    pairs = []
+    with open(path, "rb") as fh:
+        for raw in fh:
+            raw = raw.rstrip(b"\r\n")
+            if not raw:
+                continue
+            try:
+                pairs.append((raw, str(raw, "utf-8")))
+            except UnicodeDecodeError:
+                pairs.append((raw, str(raw, "cp1251")))
+    return pairs
+
+
+def _utf8(raw: bytes) -> bool:
     try:
-        return raw.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("cp1251", errors="backslashreplace")
+        return False
+    return True
 
 
 def test_readme_table_lists_every_capture_on_disk():
@@ -50,10 +69,11 @@ def test_counts_match_readme_and_no_character_lost_when_capture_parsed(name):
     assert parser.dropped == 0 and parser.buffered == 0
 
     # No character lost: the messages' lines, in order, are the file's lines decoded one by one
-    # (UTF-8, else cp1251), banner and empty lines aside.
-    raw_lines = [line.rstrip(b"\r") for line in data.split(b"\n")][1 if banners else 0:]
-    file_lines = [_decode_line(line) for line in raw_lines if line]
+    # (UTF-8, else cp1251), banner aside; and each encodes back to exactly the bytes on disk.
+    pairs = lines_as_a_user_reads_them(_path(name))[1 if banners else 0:]
     parsed_lines = [line for m in messages for line in m.text.split("\r\n") if line]
-    assert parsed_lines == file_lines
+    assert parsed_lines == [text for _, text in pairs]
+    for raw, text in pairs:
+        assert text.encode("utf-8" if _utf8(raw) else "cp1251") == raw
     non_ascii = [line for line in parsed_lines if not line.isascii()]
     assert len(non_ascii) == int(row[6])

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
-import random
 import subprocess
 import threading
 
 import pytest
 
-from bridge.ami.client import AmiClient, backoff_delay
-from bridge.ami.protocol import Action
-from bridge.ami.sim_session import SimSession
-from bridge.ami.simulator import AmiSimulator
+from bridge.ami.client import AmiClient
+from bridge.ami.actions import Action
+from bridge.testing.sim_session import SimSession
+from bridge.testing.simulator import AmiSimulator
 from bridge.config import AmiConfig
 from bridge.errors import AmiActionError, AmiConnectionError, AmiEncodeError
-from tests.ami.conftest import WAIT_S, Recorder, barrier, wait_until
+from bridge.testing.helpers import RecordingListener, wait_until
+from tests.ami.conftest import WAIT_S, barrier
 
 SECRET = "s3cret-Пароль"
 
@@ -131,7 +131,7 @@ def test_pending_actions_fail_fast_when_link_drops(sim, make_client):
 
 
 def test_send_action_fails_when_not_connected():
-    client = AmiClient("pbx", "127.0.0.1", 9, "bridge", SECRET)
+    client = AmiClient(AmiConfig("pbx", "127.0.0.1", 9, "bridge", SECRET))
     with pytest.raises(AmiConnectionError, match="not connected"):
         client.send_action(Action.build("Ping")).result(1)
 
@@ -149,7 +149,8 @@ def test_crlf_never_reaches_the_simulator_when_value_smuggles_an_action(sim, mak
     client, _ = make_client()
     assert client.wait_connected(WAIT_S)
     with pytest.raises(AmiEncodeError):
-        client.send_action(Action.build("Originate", Channel="PJSIP/1\r\n\r\nAction: Command\r\nCommand: core stop now"))
+        client.send_action(Action.build("Originate",
+                                        Channel="PJSIP/1\r\n\r\nAction: Command\r\nCommand: core stop now"))
     with pytest.raises(AmiEncodeError):
         client.set_filters(["Event: X\r\nAction: Command"])
     barrier(client)
@@ -208,15 +209,6 @@ def test_from_config_builds_client_without_secret_in_repr():
     assert "topsecret" not in repr(client)
 
 
-def test_backoff_delay_is_full_jitter_under_the_cap():
-    rng = random.Random(1)
-    delays = [[backoff_delay(attempt, 0.5, 30.0, rng) for _ in range(200)] for attempt in range(12)]
-    for attempt, samples in enumerate(delays):
-        bound = min(30.0, 0.5 * 2**attempt)
-        assert all(0.0 <= d <= bound for d in samples)
-        assert max(samples) > bound * 0.8 and min(samples) < bound * 0.2  # spread over the whole range
-
-
 @pytest.fixture
 def tls_files(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -232,8 +224,8 @@ def tls_files(tmp_path):
 def test_tls_login_and_events_when_ca_file_given(tls_files):
     cert, key = tls_files
     with AmiSimulator("asterisk20", users={"bridge": SECRET}, tls_cert=cert, tls_key=key) as sim:
-        client = AmiClient("pbx", sim.host, sim.port, "bridge", SECRET, tls=True, ca_file=cert)
-        rec = Recorder()
+        client = AmiClient(AmiConfig("pbx", sim.host, sim.port, "bridge", SECRET, tls=True, ca_file=cert))
+        rec = RecordingListener()
         client.add_listener(rec)
         client.start()
         try:
@@ -249,8 +241,8 @@ def test_tls_login_and_events_when_ca_file_given(tls_files):
 def test_tls_refused_when_certificate_untrusted(tls_files):
     cert, key = tls_files
     with AmiSimulator("asterisk20", users={"bridge": SECRET}, tls_cert=cert, tls_key=key) as sim:
-        client = AmiClient("pbx", sim.host, sim.port, "bridge", SECRET, tls=True, reconnect_base_s=0.05,
-                           reconnect_cap_s=0.1)
+        client = AmiClient(AmiConfig("pbx", sim.host, sim.port, "bridge", SECRET, tls=True, reconnect_base_s=0.05,
+                                     reconnect_cap_s=0.1))
         client.start()
         try:
             assert wait_until(lambda: client.stats.connect_failures >= 1)

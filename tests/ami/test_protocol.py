@@ -6,7 +6,9 @@ import collections
 
 import pytest
 
-from bridge.ami.protocol import NEED_DATA, Action, AmiParser, Banner, Message
+from bridge.ami.actions import Action
+from bridge.ami.message import NEED_DATA, Banner, Message
+from bridge.ami.protocol import AmiParser
 from bridge.errors import AmiEncodeError
 from tests.conftest import AMI_FIXTURES
 
@@ -77,6 +79,7 @@ def _parse_pieces(data: bytes, cuts: list[int], **kw) -> list:
     return out
 
 
+@pytest.mark.slow  # every capture split at every byte
 @pytest.mark.parametrize("name", ["asterisk-22.10.1/cp1251-callerid-amiheader-22.10.1.ami",
                                   "asterisk-11.25.3/command-queue-show-support-after-11.25.3.ami",
                                   "asterisk-22.10.1/login-md5-ok-22.10.1.ami"])
@@ -98,9 +101,15 @@ def test_same_messages_when_capture_fed_one_byte_at_a_time():
 def test_parser_never_raises_when_fed_arbitrary_bytes(data, cuts, banner):
     out = _parse_pieces(data, sorted(c for c in cuts if c <= len(data)), max_line=64, max_message=256,
                         expect_banner=banner)
-    for msg in out:
-        if isinstance(msg, Message):
-            msg.headers, msg.event, msg.is_response, msg.action_id, msg.output  # noqa: B018
+    assert all(isinstance(msg, (Banner, Message)) for msg in out)
+    assert sum(isinstance(msg, Banner) for msg in out) <= (1 if banner else 0)
+    for msg in out[1 if out and isinstance(out[0], Banner) else 0:]:
+        assert isinstance(msg, Message)              # a banner only ever comes first
+        # Every accessor answers with the declared types, and no header crosses a line.
+        assert all(isinstance(k, str) and isinstance(v, str) and "\n" not in k + v for k, v in msg.headers)
+        assert msg.event is None or msg.event == msg.get("Event")
+        assert msg.action_id is None or msg.action_id == msg.get("ActionID")
+        assert isinstance(msg.is_response, bool) and all(isinstance(line, str) for line in msg.output)
 
 
 _KEY = st.from_regex(r"[A-Za-z][A-Za-z0-9_\-]{0,15}", fullmatch=True).filter(
@@ -108,6 +117,7 @@ _KEY = st.from_regex(r"[A-Za-z][A-Za-z0-9_\-]{0,15}", fullmatch=True).filter(
 _VALUE = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=40)
 
 
+@pytest.mark.slow  # a long hypothesis run
 @settings(max_examples=200, deadline=None)
 @given(_KEY, st.lists(st.tuples(_KEY, _VALUE), max_size=12), st.none() | st.text("abc-123", min_size=1))
 def test_encode_then_parse_round_trips_when_action_valid(name, headers, action_id):
@@ -119,6 +129,7 @@ def test_encode_then_parse_round_trips_when_action_valid(name, headers, action_i
     assert list(msg.headers) == expected
 
 
+@pytest.mark.slow  # a long hypothesis run
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(st.tuples(_KEY, _VALUE),
                          min_size=1, max_size=6), min_size=1, max_size=8),

@@ -1,4 +1,4 @@
-"""The AMI simulator (bridge/ami/simulator.py) spoken to with raw sockets, as Asterisk would be."""
+"""The AMI simulator (bridge/testing/simulator.py) spoken to with raw sockets, as Asterisk would be."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import sys
 
 import pytest
 
-from bridge.ami import scenarios
+from bridge.testing import scenarios
 from bridge.ami.auth import md5_key
-from bridge.ami.protocol import NEED_DATA, Action, AmiParser, Banner, Message
-from bridge.ami.simulator import AmiSimulator
-from tests.ami.conftest import WAIT_S, wait_until
+from bridge.ami.actions import Action
+from bridge.ami.message import NEED_DATA, Banner, Message
+from bridge.ami.protocol import AmiParser
+from bridge.testing.simulator import AmiSimulator
+from bridge.testing.helpers import wait_until
+from tests.ami.conftest import WAIT_S
 from tests.conftest import AMI_FIXTURES
 
 SECRET = "s3cret-Пароль"
@@ -216,7 +219,7 @@ def test_channel_actions_follow_the_scenario_when_call_in_progress(raw, sim):
 
 
 def test_cli_serves_logins_when_started_as_module(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.ami.simulator", "--port", "0", "--calls-per-minute", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "bridge.testing.simulator", "--port", "0", "--calls-per-minute", "0",
                              "--users", f"bridge:{SECRET}"], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.ami.protocol import AmiParser, Message
-from bridge.ami.scenarios import call_events
+from bridge.ami.message import Message
+from bridge.ami.protocol import AmiParser
+from bridge.testing.scenarios import call_events
 from bridge.calls import CallTracker
 from bridge.config import CallsConfig
 

@@ -1,11 +1,12 @@
-"""Tests for bridge/ami/scenarios.py: well-formed, parseable, unique, profile-shaped sequences."""
+"""Tests for bridge/testing/scenarios.py: well-formed, parseable, unique, profile-shaped sequences."""
 
 from __future__ import annotations
 
 import pytest
 
-from bridge.ami.protocol import AmiParser, Message
-from bridge.ami.scenarios import PROFILES, SCENARIOS, ORIGINATE_OUTCOMES, call_events
+from bridge.ami.message import Message
+from bridge.ami.protocol import AmiParser
+from bridge.testing.scenarios import PROFILES, SCENARIOS, ORIGINATE_OUTCOMES, call_events
 
 ALL = [(p, s) for p in PROFILES for s in SCENARIOS]
 CHANNEL_EVENTS = {"Newchannel", "Newstate", "Hangup", "HangupRequest", "Newexten", "DialBegin",

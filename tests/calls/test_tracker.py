@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from bridge.ami.protocol import Message
-from bridge.ami.scenarios import PROFILES, call_events
+from bridge.ami.message import Message
+from bridge.testing.scenarios import PROFILES, call_events
 from bridge.calls import CallTracker
 from bridge.config import CallsConfig
 from bridge.events.model import NORMALIZED
@@ -53,7 +53,7 @@ def test_same_sequence_when_originate_outcome_is_played_on_both_profiles(outcome
 def test_call_end_carries_duration_billsec_and_cause_when_answered(profile):
     _, events = play(profile, "answered")
     end = dict(events[-1].headers)
-    # RING_S = 2 s of ringing, TALK_S = 3 s of talk (bridge/ami/scenarios.py).
+    # RING_S = 2 s of ringing, TALK_S = 3 s of talk (bridge/testing/scenarios.py).
     assert (end["Duration"], end["Billsec"]) == ("5", "3")
     assert (end["Cause"], end["CauseTxt"], end["HangupBy"]) == ("16", "Normal Clearing", "callee")
     assert end["CallState"] == "ended" and end["Direction"] == "internal"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hypothesis import given, settings, strategies as st
 
-from bridge.ami.protocol import Message
-from bridge.ami.scenarios import PROFILES, SCENARIOS, call_events
+from bridge.ami.message import Message
+from bridge.testing.scenarios import PROFILES, SCENARIOS, call_events
 from bridge.calls import CallTracker
 from bridge.config import CallsConfig
 from tests.calls.support import StepClock
+
+pytestmark = pytest.mark.slow  # long hypothesis runs
 
 STREAMS = {(p, s): [Message.from_pairs(step.headers) for step in call_events(p, s, seq=i, time_scale=0)]
            for i, (p, s) in enumerate((p, s) for p in PROFILES for s in SCENARIOS)}

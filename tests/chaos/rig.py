@@ -1,12 +1,12 @@
-"""The chaos rig: simulator + stream → real bridge (Runtime in-process) → PushEventSink, with knobs."""
+"""The chaos rig: simulator + stream → real bridge (Runtime in-process) → FakeErp, with knobs."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from bridge.config import AmiConfig, Config, DatabaseConfig, SubscriberConfig
+from bridge.testing.helpers import wait_until
 
 from tests.chaos.stream import EventStream, SimHolder
 
@@ -24,13 +24,6 @@ def scale(short, full):
     return full if FULL else short
 
 
-def wait_until(predicate, timeout_s: float, interval_s: float = POLL_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
 
 
 def ami_config(port: int, **kw) -> AmiConfig:
@@ -48,7 +41,7 @@ def subscriber_config(url: str, **kw) -> SubscriberConfig:
 
 
 def new_simulator(port: int = 0):
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
     return AmiSimulator("asterisk20", port=port, users={"bridge": AMI_SECRET}).start()
 
@@ -58,11 +51,11 @@ class Rig:
 
     def __init__(self, tmp_path: Path, db_url: str, *, rate_per_s: float = 500.0, seed: int = 0,
                  ami_kw: dict | None = None, sub_kw: dict | None = None) -> None:
-        from bridge.outbox.sink import PushEventSink
+        from bridge.testing.fake_erp import FakeErp
 
         self.tmp_path, self.db_url = tmp_path, db_url
         self.ami_kw, self.sub_kw = ami_kw or {}, sub_kw or {}
-        self.sink = PushEventSink()
+        self.sink = FakeErp()
         self.holder = SimHolder()
         self.stream = EventStream(self.holder, rate_per_s, seed=seed)
         self.runtime = None

@@ -6,7 +6,8 @@ import random
 import time
 
 from tests.chaos.audit import audit, outbox_rows, seq_of
-from tests.chaos.rig import Rig, scale, wait_until
+from bridge.testing.helpers import wait_until
+from tests.chaos.rig import Rig, scale
 
 
 def assert_clean(result, rig: Rig, tail_seqs: list[int]) -> None:

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from tests.chaos.audit import audit, outbox_rows, seq_of
-from tests.chaos.rig import AMI_SECRET, FILTER, Rig, scale, wait_until
+from bridge.testing.helpers import wait_until
+from tests.chaos.rig import AMI_SECRET, FILTER, Rig, scale
 
 ROOT = Path(__file__).resolve().parents[2]
 

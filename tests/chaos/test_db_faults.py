@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.chaos.audit import audit
-from tests.chaos.rig import Rig, scale, wait_until
+from tests.chaos.rig import Rig, scale
 from tests.conftest import PG_ADMIN_URL
 
 LOCKER = """

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bridge.outbox import sink as sink_modes
+from bridge.testing import fake_erp as sink_modes
 from tests.chaos.audit import audit
 from tests.chaos.rig import Rig, scale
 

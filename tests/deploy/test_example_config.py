@@ -6,7 +6,8 @@ import time
 import tomllib
 from pathlib import Path
 
-from bridge.config import load_config, parse_config
+from bridge.calls.reach import analyse
+from bridge.config_load import load_config, parse_config
 
 ROOT = Path(__file__).parent.parent.parent
 EXAMPLE = ROOT / "bridge.example.toml"
@@ -14,20 +15,21 @@ AMI_SECRET = "example-secret-41"
 
 
 def test_example_config_delivers_simulated_calls_to_its_subscriber(tmp_path):
-    from bridge.ami.simulator import AmiSimulator
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.simulator import AmiSimulator
+    from bridge.testing.fake_erp import FakeErp
     from bridge.runtime import Runtime
 
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     with AmiSimulator("asterisk20", users={"bridge": AMI_SECRET}, time_scale=0.02) as sim, \
-            PushEventSink() as sink:
+            FakeErp() as sink:
         # Where things are on this machine; every filter key stays as shipped.
         data["database"]["url"] = f"sqlite:///{tmp_path / 'outbox.db'}"
         data["ami"][0]["port"] = sim.port
         data["subscriber"][0]["url"] = sink.url
         data["soap"]["listen"] = "127.0.0.1:0"
         data["metrics"]["listen"] = "127.0.0.1:0"
-        config = parse_config(data, env={"AMI_SECRET": AMI_SECRET, "SOAP_PASSWORD": "pw-example"})
+        config = parse_config(data, env={"AMI_SECRET": AMI_SECRET, "SOAP_PASSWORD": "pw-example"},
+                              check_subscriber=analyse)
         runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=5.0)
         runtime.start()
         try:
@@ -45,6 +47,6 @@ def test_example_config_delivers_simulated_calls_to_its_subscriber(tmp_path):
 
 
 def test_example_config_checks_ok_with_an_absolute_sqlite_path():
-    config = load_config(EXAMPLE, env={"AMI_SECRET": "a", "SOAP_PASSWORD": "b"})
+    config = load_config(EXAMPLE, env={"AMI_SECRET": "a", "SOAP_PASSWORD": "b"}, check_subscriber=analyse)
     assert config.database.url == "sqlite:////var/lib/asterisk-bridge/outbox.db"
     assert config.warnings == ()

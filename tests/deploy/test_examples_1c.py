@@ -10,8 +10,8 @@ import pytest
 from lxml import etree
 
 from bridge.cli import main
-from bridge.outbox.envelope import build_envelope
-from bridge.soap import ns
+from bridge.erp.envelope import build_envelope
+from bridge import ns
 
 ROOT = Path(__file__).parent.parent.parent
 XSD = ROOT / "wsdl" / "events.xsd"

@@ -146,8 +146,8 @@ def scratch():
 # for a machine busy with other work.
 @pytest.mark.timeout(400)
 def test_readme_install_steps_work_as_an_unprivileged_user(scratch, wheel):
-    from bridge.ami.simulator import AmiSimulator
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.simulator import AmiSimulator
+    from bridge.testing.fake_erp import FakeErp
 
     prefix = scratch / "prefix"
     prefix.mkdir()
@@ -163,7 +163,7 @@ def test_readme_install_steps_work_as_an_unprivileged_user(scratch, wheel):
     secrets = {"AMI_SECRET": "install-ami-pw", "SOAP_PASSWORD": "install-soap-pw"}
     soap_port, metrics_port = free_port(), free_port()
     with AmiSimulator("asterisk20", users={"bridge": secrets["AMI_SECRET"]}, time_scale=0.02) as sim, \
-            PushEventSink() as sink:
+            FakeErp() as sink:
         config_text = edit_example(prefix, sim.port, sink.url, soap_port, metrics_port)
         edited = scratch / "bridge.toml"
         edited.write_text(config_text, encoding="utf-8")

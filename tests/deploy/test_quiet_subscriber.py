@@ -32,16 +32,16 @@ def healthz(port: int) -> dict | None:
 
 
 def test_quiet_subscriber_is_a_healthz_warning_and_a_check_line(tmp_path):
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
     from bridge.outbox.db import upgrade
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.fake_erp import FakeErp
 
     db_url = f"sqlite:///{tmp_path / 'outbox.db'}"
     upgrade(db_url)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
     env["AMI_SECRET"] = SECRET
-    with AmiSimulator("asterisk20", users={"bridge": SECRET}, time_scale=0.02) as sim, PushEventSink() as sink:
+    with AmiSimulator("asterisk20", users={"bridge": SECRET}, time_scale=0.02) as sim, FakeErp() as sink:
         config = tmp_path / "bridge.toml"
         config.write_text(f"""
 [database]

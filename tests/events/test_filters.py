@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.ami.protocol import Message
+from bridge.ami.message import Message
 from bridge.config import SubscriberConfig
 from bridge.errors import ConfigError
 from bridge.events.filters import SubscriberFilter

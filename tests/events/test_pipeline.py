@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
 
 from bridge.ami.client import AmiClient
-from bridge.ami.scenarios import PROFILES, call_events
-from bridge.ami.simulator import AmiSimulator
-from bridge.calls import CallTracker
-from bridge.config import SubscriberConfig
-from bridge.events import NEEDED_EVENTS, Pipeline, Router
+from bridge.testing.scenarios import PROFILES, call_events
+from bridge.testing.simulator import AmiSimulator
+from bridge.calls import CALL_EVENT_NAMES, CallTracker
+from bridge.config import AmiConfig, SubscriberConfig
+from bridge.events import SERVICE_EVENTS, Pipeline, Router
+from bridge.testing.helpers import RecordingSink
 from tests.calls.support import comparable, short
 
 SECRET = "s3cret-Пароль"
 WAIT_S = 10.0
 
 
-class ListSink:
-    """EventSink that keeps what it accepted; tests wait on it instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.accepted: list[tuple[object, list[str]]] = []
-        self._cond = threading.Condition()
-
-    def accept(self, event, subscribers) -> None:
-        with self._cond:
-            self.accepted.append((event, list(subscribers)))
-            self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout_s: float = WAIT_S) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.accepted), timeout_s)
-
-    def normalized(self, call_id: str | None = None):
-        return [e for e, _ in self.accepted
-                if e.kind == "normalized" and (call_id is None or e.get("CallId") == call_id)]
 
 
 class CountingMetrics:
@@ -66,11 +47,12 @@ def bridge_for():
 
     def start(profile, subscribers, **client_kw):
         sim = AmiSimulator(profile, users={"bridge": SECRET}, time_scale=0.0).start()
-        router = Router(subscribers)
-        sink, metrics = ListSink(), CountingMetrics()
+        router = Router(subscribers, needed_events=CALL_EVENT_NAMES)
+        sink, metrics = RecordingSink(), CountingMetrics()
         pipeline = Pipeline(CallTracker(), router, sink, metrics=metrics)
-        client = AmiClient("pbx1", sim.host, sim.port, "bridge", SECRET, filters=router.ami_filters(),
-                           reconnect_base_s=0.05, reconnect_cap_s=0.2, connect_timeout_s=2.0, **client_kw)
+        client = AmiClient(AmiConfig("pbx1", sim.host, sim.port, "bridge", SECRET, reconnect_base_s=0.05,
+                                     reconnect_cap_s=0.2, connect_timeout_s=2.0, **client_kw),
+                           filters=router.ami_filters())
         pipeline.attach(client)
         started.append((sim, client))
         client.start()
@@ -141,7 +123,7 @@ def test_ami_filters_reach_the_pbx_and_it_sends_less_when_all_subscribers_are_no
     assert [short(e) for e in sink.normalized(call_id)] == [
         "CallRinging 902", "CallAnswered 902", "CallEnded 902 answered"]
     steps = call_events("asterisk20", "answered", seq=1, time_scale=0)
-    allowed = sum(dict(s.headers)["Event"] in NEEDED_EVENTS for s in steps)
+    allowed = sum(dict(s.headers)["Event"] in set(SERVICE_EVENTS) | set(CALL_EVENT_NAMES) for s in steps)
     assert allowed < len(steps)          # DialState, BridgeCreate/Destroy are not needed
     # What arrived: the call's needed events, plus FullyBooted after login; never VarSet.
     assert metrics.counts["received", "pbx1"] in (allowed, allowed + 1)

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from bridge.ami.protocol import Message
-from bridge.ami.scenarios import PROFILES, SCENARIOS, call_events
+from bridge.ami.message import Message
+from bridge.testing.scenarios import PROFILES, SCENARIOS, call_events
 from bridge.calls import CALL_EVENT_NAMES, CallTracker
 from bridge.config import SubscriberConfig
-from bridge.events import NEEDED_EVENTS, Router
+from bridge.events import SERVICE_EVENTS, Router
 from bridge.events.pipeline import raw_event
 from bridge.events.router import MAX_PLANS
 
@@ -114,17 +114,20 @@ def test_normalized_extension_filter_gives_ring_answer_end_on_both_profiles(scen
 
 def test_ami_filters_allow_only_needed_and_listed_events_when_every_subscriber_names_them():
     router = Router([_sub("erp", mode="normalized", headers={"Extension": "902"}),
-                     _sub("raw", mode="raw", events=("PeerStatus", "Hangup"), enabled=False)])
+                     _sub("raw", mode="raw", events=("PeerStatus", "Hangup"), enabled=False)],
+                    needed_events=CALL_EVENT_NAMES)
     lines = router.ami_filters()
     assert "Event: PeerStatus[^A-Za-z]" in lines
-    assert {f"Event: {n}[^A-Za-z]" for n in NEEDED_EVENTS} <= set(lines)
-    assert {"Newchannel", "DialBegin", "Dial", "OriginateResponse"} <= set(NEEDED_EVENTS)
+    assert {f"Event: {n}[^A-Za-z]" for n in router.needed_events} <= set(lines)
+    assert {"Newchannel", "DialBegin", "Dial", "OriginateResponse"} <= set(router.needed_events)
+    assert set(SERVICE_EVENTS) | set(CALL_EVENT_NAMES) == set(router.needed_events)
     assert not any(line.startswith("!") for line in lines)
 
 
 def test_ami_filters_deny_only_what_every_subscriber_excludes_and_nobody_needs():
     router = Router([_sub("a", mode="raw", filter=ROM, exclude_events=("VarSet", "Newexten", "RTCPSent")),
-                     _sub("b", mode="both", exclude_events=("varset", "Newexten", "Cdr"))])
+                     _sub("b", mode="both", exclude_events=("varset", "Newexten", "Cdr"))],
+                    needed_events=CALL_EVENT_NAMES)
     # Newexten is excluded by both, but the call model reads it (redirects), so it still comes.
     assert router.ami_filters() == ["!Event: VarSet[^A-Za-z]"]
     assert Router([_sub("a", mode="raw", filter=ROM)]).ami_filters() == []

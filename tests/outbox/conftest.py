@@ -10,7 +10,7 @@ import pytest
 from bridge.config import SubscriberConfig
 from bridge.events.model import NORMALIZED, RAW, BridgeEvent
 from bridge.outbox import db
-from bridge.outbox.sink import PushEventSink
+from bridge.testing.fake_erp import FakeErp
 
 _seq = itertools.count(1)
 
@@ -25,7 +25,7 @@ def engine(db_url):
 
 @pytest.fixture
 def sink():
-    with PushEventSink() as s:
+    with FakeErp() as s:
         yield s
 
 

@@ -12,6 +12,8 @@ import time
 
 from bridge.config import SubscriberConfig
 from bridge.events.model import RAW, BridgeEvent
+from bridge.erp.envelope import build_envelope
+from bridge.erp.transport import ErpTransport
 from bridge.outbox import admin, db
 from bridge.outbox.dispatcher import Dispatcher
 from bridge.outbox.ingest import OutboxWriter
@@ -28,8 +30,9 @@ def main(argv: list[str]) -> int:
     db.check_schema(engine)
     sub = SubscriberConfig(name="erp", url=sink_url, connect_timeout_s=1.0, read_timeout_s=2.0,
                            retry_base_s=0.01, retry_cap_s=0.1)
-    dispatcher = Dispatcher(engine, [sub], workers=2, poll_interval_s=0.05)
-    writer = OutboxWriter(engine, on_commit=lambda events, rows, subs: dispatcher.notify())
+    dispatcher = Dispatcher(engine, [sub], transport_factory=ErpTransport, workers=2, poll_interval_s=0.05)
+    writer = OutboxWriter(engine, envelope_builder=build_envelope,
+                          on_commit=lambda events, rows, subs: dispatcher.notify())
     dispatcher.start()
     writer.start()
     print("ready", flush=True)

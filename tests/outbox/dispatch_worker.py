@@ -9,6 +9,7 @@ import sys
 import threading
 
 from bridge.config import SubscriberConfig
+from bridge.erp.transport import ErpTransport
 from bridge.outbox import db
 from bridge.outbox.dispatcher import Dispatcher
 
@@ -23,8 +24,8 @@ def main(argv: list[str]) -> int:
         with lock:
             count[0] += 1
 
-    dispatcher = Dispatcher(engine, [sub], workers=2, poll_interval_s=0.02, on_delivered=delivered,
-                            batch_rows=20)
+    dispatcher = Dispatcher(engine, [sub], transport_factory=ErpTransport, workers=2, poll_interval_s=0.02,
+                            on_delivered=delivered, batch_rows=20)
     dispatcher.start()
     print("ready", flush=True)
     sys.stdin.readline()

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.outbox import admin, db, queries
 from bridge.outbox.cli import build_parser, main
-from bridge.outbox.envelope import build_envelope
+from bridge.erp.envelope import build_envelope
 from bridge.outbox.ingest import outbox_rows
 
 from tests.outbox.conftest import make_event

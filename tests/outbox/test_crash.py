@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import random
 import signal
@@ -16,6 +18,8 @@ from bridge.outbox import db
 from bridge.outbox.models import DELIVERED, OutboxRow
 
 from tests.outbox.conftest import order_problems
+
+pytestmark = pytest.mark.slow  # kills and restarts worker processes: ~20 s
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("crash_worker.py")

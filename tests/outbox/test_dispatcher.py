@@ -6,12 +6,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from bridge.erp.envelope import build_envelope
+from bridge.erp.transport import ErpTransport
 from bridge.outbox import admin
 from bridge.outbox.cli import main as outbox_cli
 from bridge.outbox.dispatcher import Dispatcher
 from bridge.outbox.ingest import OutboxWriter
 from bridge.outbox.models import DEAD, DELIVERED, PENDING
-from bridge.outbox.sink import ERROR_500, FAULT, HANG, OK, THROTTLE, PushEventSink
+from bridge.testing.fake_erp import ERROR_500, FAULT, HANG, OK, THROTTLE, FakeErp
+from bridge.testing.helpers import wait_until
 
 from tests.outbox.conftest import by_key, calls_interleaved, make_event, order_problems, subscriber
 
@@ -21,9 +24,11 @@ class Bridge:
 
     def __init__(self, engine, subs, **kw):
         self.delivered = []
-        self.dispatcher = Dispatcher(engine, subs, on_delivered=lambda row, lat: self.delivered.append(row),
+        self.dispatcher = Dispatcher(engine, subs, transport_factory=ErpTransport,
+                                     on_delivered=lambda row, lat: self.delivered.append(row),
                                      poll_interval_s=0.05, **kw)
-        self.writer = OutboxWriter(engine, on_commit=lambda events, rows, subs: self.dispatcher.notify())
+        self.writer = OutboxWriter(engine, envelope_builder=build_envelope,
+                                   on_commit=lambda events, rows, subs: self.dispatcher.notify())
 
     def __enter__(self):
         self.dispatcher.start()
@@ -65,12 +70,12 @@ def test_everything_arrives_in_call_order_after_500_then_timeout_then_refused(en
         assert sink.wait_for(lambda s: any(r.answered == HANG for r in s.receipts))
         sink.refuse()                                           # the ERP's port is closed now
         b.accept_all(events[40:])
-        assert _wait(lambda: any("refused" in (r["last_error"] or "")
-                                 for r in admin.list_rows(engine, status=PENDING, limit=1000)))
+        assert wait_until(lambda: any("refused" in (r["last_error"] or "")
+                                 for r in admin.list_rows(engine, status=PENDING, limit=1000)), 15.0)
         sink.set_mode(OK)
         sink.start()                                            # same port, back up
         assert sink.wait_for_ids([e.event_uuid for e in events], 30)
-        assert _wait(lambda: pending(engine) == 0)
+        assert wait_until(lambda: pending(engine) == 0, 15.0)
     assert order_problems(sink.receipts, by_key(events)) == []
     assert outbox_stats_json(engine)["erp"]["pending"] == 0
 
@@ -79,15 +84,6 @@ def outbox_stats_json(engine):
     return {r["subscriber"]: r for r in admin.stats(engine)}
 
 
-def _wait(predicate, timeout_s=15.0):
-    import threading
-
-    stop = threading.Event()
-    for _ in range(int(timeout_s / 0.02)):
-        if predicate():
-            return True
-        stop.wait(0.02)
-    return predicate()
 
 
 def test_row_goes_dead_past_max_attempts_and_retry_dead_delivers_it(db_url, engine, sink, capsys):
@@ -96,7 +92,7 @@ def test_row_goes_dead_past_max_attempts_and_retry_dead_delivers_it(db_url, engi
     with Bridge(engine, [sub]) as b:
         sink.set_mode(FAULT)
         b.accept_all([victim])
-        assert _wait(lambda: outbox_stats_json(engine).get("erp", {}).get(DEAD) == 1)
+        assert wait_until(lambda: outbox_stats_json(engine).get("erp", {}).get(DEAD) == 1, 15.0)
         sink.set_mode(OK)
         b.accept_all([other])
         assert sink.wait_for_ids([other.event_uuid])
@@ -105,12 +101,12 @@ def test_row_goes_dead_past_max_attempts_and_retry_dead_delivers_it(db_url, engi
         assert outbox_cli(["outbox", "retry", "--dead", "--database-url", db_url]) == 0
         assert "1 row(s) back to pending" in capsys.readouterr().out
         assert sink.wait_for_ids([victim.event_uuid])
-        assert _wait(lambda: outbox_stats_json(engine)["erp"][DELIVERED] == 2)
+        assert wait_until(lambda: outbox_stats_json(engine)["erp"][DELIVERED] == 2, 15.0)
     assert pending(engine) == 0
 
 
 def test_slow_subscriber_does_not_delay_another(engine):
-    with PushEventSink(hang_s=10) as slow, PushEventSink() as fast:
+    with FakeErp(hang_s=10) as slow, FakeErp() as fast:
         slow.set_mode(HANG)
         subs = [subscriber("slow", slow.url, read_timeout_s=5), subscriber("fast", fast.url)]
         events = calls_interleaved(30, 2)
@@ -128,14 +124,14 @@ def test_retry_after_is_honoured_when_sink_throttles(engine, sink):
     before = datetime.now(timezone.utc)
     with Bridge(engine, [subscriber("erp", sink.url)]) as b:
         b.accept_all([make_event("A", 0)])
-        assert _wait(lambda: (admin.list_rows(engine) or [{}])[0].get("attempts") == 1)
+        assert wait_until(lambda: (admin.list_rows(engine) or [{}])[0].get("attempts") == 1, 15.0)
     (row,) = admin.list_rows(engine)
     assert row["next_attempt_at"] >= before + timedelta(seconds=119)
     assert "HTTP 429" in row["last_error"] and len(sink.receipts) == 1
 
 
 def test_stop_lets_in_flight_delivery_finish(engine):
-    with PushEventSink(delay_s=0.5) as slow:
+    with FakeErp(delay_s=0.5) as slow:
         b = Bridge(engine, [subscriber("erp", slow.url)])
         b.__enter__()
         b.accept_all([make_event("A", 0)])
@@ -147,7 +143,7 @@ def test_stop_lets_in_flight_delivery_finish(engine):
 
 @pytest.mark.parametrize("secret", ["whsec_c2VjcmV0LWtleQ=="])
 def test_redelivery_reuses_id_and_signs_when_secret(engine, sink, secret):
-    from bridge.outbox import signing
+    from bridge.erp import signing
 
     sink.set_mode(ERROR_500)
     e = make_event("A", 0)

@@ -7,9 +7,10 @@ import threading
 from sqlalchemy import select
 
 from bridge.outbox import db
-from bridge.outbox.envelope import build_envelope
+from bridge.erp.envelope import build_envelope
 from bridge.outbox.ingest import BACKLOG_BATCH_FACTOR, OutboxWriter
 from bridge.outbox.models import OutboxRow
+from bridge.testing.helpers import wait_until
 
 from tests.outbox.conftest import calls_interleaved, make_event
 
@@ -21,18 +22,11 @@ def stored(engine):
                             .order_by(t.c.id)).all()
 
 
-def wait_until(predicate, timeout_s=10.0):
-    ev = threading.Event()
-    for _ in range(int(timeout_s / 0.01)):
-        if predicate():
-            return True
-        ev.wait(0.01)
-    return predicate()
 
 
 def test_events_are_committed_in_batches_in_accept_order_when_flooded(engine):
     commits = []
-    w = OutboxWriter(engine, batch_max_events=100, batch_max_delay_s=0.05,
+    w = OutboxWriter(engine, envelope_builder=build_envelope, batch_max_events=100, batch_max_delay_s=0.05,
                      on_commit=lambda events, rows, subs: commits.append((len(events), rows)))
     w.start()
     events = calls_interleaved(50, 10)
@@ -48,7 +42,8 @@ def test_events_are_committed_in_batches_in_accept_order_when_flooded(engine):
 
 def test_commit_hook_names_only_the_subscribers_that_got_rows_when_routing_differs(engine):
     seen = []
-    w = OutboxWriter(engine, on_commit=lambda events, rows, subs: seen.append((rows, subs)))
+    w = OutboxWriter(engine, envelope_builder=build_envelope,
+                     on_commit=lambda events, rows, subs: seen.append((rows, subs)))
     w.start()
     first, second = calls_interleaved(1, 2)
     w.accept(first, ["crm"])
@@ -61,7 +56,7 @@ def test_commit_hook_names_only_the_subscribers_that_got_rows_when_routing_diffe
 
 def test_batch_stops_at_n_events_unless_a_backlog_is_queued(engine):
     commits = []
-    w = OutboxWriter(engine, batch_max_events=10, batch_max_delay_s=1.0,
+    w = OutboxWriter(engine, envelope_builder=build_envelope, batch_max_events=10, batch_max_delay_s=1.0,
                      on_commit=lambda events, rows, subs: commits.append(len(events)))
     for e in calls_interleaved(3, 4):          # 12 queued before start: a backlog of ≥ N
         w.accept(e, ["erp"])
@@ -76,7 +71,7 @@ def test_batch_stops_at_n_events_unless_a_backlog_is_queued(engine):
 
 
 def test_stored_payload_is_the_envelope_when_committed(engine):
-    w = OutboxWriter(engine)
+    w = OutboxWriter(engine, envelope_builder=build_envelope)
     w.start()
     e = make_event("1.1", 0, normalized=True)
     w.accept(e, ["erp"])
@@ -86,7 +81,7 @@ def test_stored_payload_is_the_envelope_when_committed(engine):
 
 
 def test_event_without_subscribers_is_not_stored(engine):
-    w = OutboxWriter(engine)
+    w = OutboxWriter(engine, envelope_builder=build_envelope)
     w.start()
     w.accept(make_event("1.1", 0), [])
     w.stop()
@@ -94,7 +89,7 @@ def test_event_without_subscribers_is_not_stored(engine):
 
 
 def test_accept_blocks_and_counts_when_queue_full(engine):
-    w = OutboxWriter(engine, queue_max_events=5)
+    w = OutboxWriter(engine, envelope_builder=build_envelope, queue_max_events=5)
     events = [make_event("1.1", i) for i in range(20)]
     producer = threading.Thread(target=lambda: [w.accept(e, ["erp"]) for e in events], daemon=True)
     producer.start()
@@ -110,7 +105,7 @@ def test_accept_blocks_and_counts_when_queue_full(engine):
 def test_queued_events_survive_until_database_comes_back(db_url, caplog):
     engine = db.make_engine(db_url)            # not migrated yet: every commit fails
     try:
-        w = OutboxWriter(engine, batch_max_events=10)
+        w = OutboxWriter(engine, envelope_builder=build_envelope, batch_max_events=10)
         w.start()
         events = [make_event(f"c{i % 3}", i) for i in range(25)]
         for e in events:

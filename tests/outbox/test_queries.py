@@ -6,7 +6,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from bridge.outbox import queries
-from bridge.outbox.envelope import build_envelope
+from bridge.erp.envelope import build_envelope
 from bridge.outbox.ingest import outbox_rows
 from bridge.outbox.models import DEAD, DELIVERED, PENDING
 

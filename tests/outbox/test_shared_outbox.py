@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -9,10 +11,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bridge.outbox import admin, db, queries
-from bridge.outbox.envelope import build_envelope
+from bridge.erp.envelope import build_envelope
 from bridge.outbox.ingest import outbox_rows
 
 from tests.outbox.conftest import by_key, calls_interleaved, order_problems
+
+pytestmark = pytest.mark.slow  # two dispatcher processes: ~10 s
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("dispatch_worker.py")

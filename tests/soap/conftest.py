@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-import time
 
 import pytest
 import requests
 
 from bridge.ami.client import AmiClient
-from bridge.ami.protocol import Message
-from bridge.ami.simulator import AmiSimulator
-from bridge.config import ClickToCallConfig, SoapConfig, SubscriberConfig
-from bridge.events import BridgeEvent, Pipeline, Router
-from bridge.soap import ns
+from bridge.ami.message import Message
+from bridge.testing.simulator import AmiSimulator
+from bridge.config import AmiConfig, ClickToCallConfig, SoapConfig, SubscriberConfig
+from bridge.events import Pipeline, Router
+from bridge import ns
 from bridge.soap.app import build_app
 from bridge.soap.auth import hash_password
 from bridge.soap.backend import BridgeBackend
 from bridge.soap.server import SoapServer
+from bridge.testing.helpers import RecordingSink, actions_sent
 
 WAIT_S = 5.0                    # upper bound for anything a test waits for; passing runs take ms
 USER, PASSWORD = "1c", "Пароль-1С"
@@ -27,30 +26,8 @@ PASSWORD_HASH = hash_password(PASSWORD, iterations=1_000, salt="test-salt")
 ORIGINATE_ACTIONS = ("Originate", "Hangup", "Redirect", "ExtensionState")
 
 
-class RecordingSink:
-    """An EventSink that keeps what the Pipeline accepted for subscribers (stands in for the outbox)."""
-
-    def __init__(self) -> None:
-        self.accepted: list[tuple[BridgeEvent, tuple[str, ...]]] = []
-        self._cond = threading.Condition()
-
-    def accept(self, event: BridgeEvent, subscribers) -> None:
-        with self._cond:
-            self.accepted.append((event, tuple(subscribers)))
-            self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout_s: float = WAIT_S) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self.accepted), timeout_s)
 
 
-def wait_until(predicate, timeout_s: float = WAIT_S, step_s: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step_s)
-    return predicate()
 
 
 @pytest.fixture
@@ -88,8 +65,10 @@ def tracker():
 def stack(sim, soap_cfg, tracker):
     """(backend, client, sink): the production wiring — the events Pipeline feeds the CallTracker and
     routes normalized events to a subscriber; listeners are attached before the client connects."""
-    client = AmiClient("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0,
-                       reconnect_base_s=0.05, reconnect_cap_s=0.2)
+    # No keepalive Ping during a test: the fuzz test counts every action the simulator receives,
+    # and on a loaded machine it outlasts the default 10 s ping interval.
+    client = AmiClient(AmiConfig("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0,
+                                 reconnect_base_s=0.05, reconnect_cap_s=0.2, ping_interval_s=3600.0))
     backend = BridgeBackend({"pbx1": client}, tracker, soap_cfg=soap_cfg, pending_count=lambda: 7)
     sink = RecordingSink()
     router = Router([SubscriberConfig(name="erp", url="http://erp.example/ws", mode="normalized")])
@@ -139,5 +118,4 @@ def envelope(body: str, soap12: bool = False, prefix: str = "soapenv") -> str:
 
 
 def sent(sim, *names: str) -> list[Message]:
-    wanted = {n.lower() for n in (names or ORIGINATE_ACTIONS)}
-    return [m for m in list(sim.received_actions) if (m.get("Action") or "").lower() in wanted]
+    return actions_sent(sim, *(names or ORIGINATE_ACTIONS))

@@ -7,7 +7,7 @@ import io
 import pytest
 from lxml import etree
 
-from bridge.soap import ns
+from bridge import ns
 from bridge.soap.envelope import BadEnvelope, RequestTooLarge, charset_of, parse, read_body
 
 from .conftest import envelope, sent

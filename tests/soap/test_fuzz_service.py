@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import re
 from xml.sax.saxutils import escape as xml_escape
 
@@ -9,8 +11,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from bridge.soap import ns
+from bridge import ns
 from tests.soap.conftest import WAIT_S, envelope
+
+pytestmark = pytest.mark.slow  # hundreds of mutated envelopes over HTTP
 
 # The server is shared by all examples (a fresh stack per example would cost seconds each);
 # every check compares before/after, so accumulated state does not matter.
@@ -106,9 +110,7 @@ def test_no_traceback_and_no_ami_write_when_envelope_is_mutated(url, http, sim, 
         code = None
     if response.status_code != 200 and (response.status_code < 500 or "Client" in code or "Sender" in code):
         # Refused as the caller's fault: nothing may have gone to AMI for it.
-        # The AMI client's own keepalive Ping may fall in between (a slow run passes ping_interval).
-        sent = [m for m in list(sim.received_actions)[actions_before:] if (m.get("Action") or "").lower() != "ping"]
-        assert sent == [], [m.as_dict() for m in sent]
+        assert len(sim.received_actions) == actions_before, [m.as_dict() for m in sim.received_actions[actions_before:]]
         assert writes(sim) == before
     for msg in list(sim.received_actions):
         assert len(msg.get_all("Action")) == 1, msg.as_dict()        # no injected second action

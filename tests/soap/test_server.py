@@ -12,7 +12,7 @@ from bridge.errors import ConfigError
 from bridge.soap.app import build_app
 from bridge.soap.server import SoapServer, parse_listen
 
-from .conftest import AUTH, PASSWORD, USER, WAIT_S
+from .conftest import AUTH, WAIT_S
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ import zeep
 from lxml import etree
 from zeep.transports import Transport
 
-from bridge.soap import ns
+from bridge import ns
 
-from .conftest import WAIT_S, envelope, sent, wait_until
+from bridge.testing.helpers import wait_until
+
+from .conftest import WAIT_S, envelope, sent
 
 B = f"{{{ns.BRIDGE}}}"
 

@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from bridge.config import SoapConfig
-from bridge.soap import ns
+from bridge import ns
 from bridge.soap.wsdl import CHECKED_IN_BASE_URL, operation_names, render_wsdl, strip_locations
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Iterator
 
-from bridge.ami.sim_channels import Value
+from bridge.testing.sim_channels import Value
 
 # Caller names seen in the field: Latin, UTF-8 Cyrillic, and cp1251 bytes from old phones
 # (cp1251-callerid-amiheader-22.10.1.ami: Asterisk passes them through untranscoded).

@@ -200,7 +200,8 @@ def channels_text(channels: Iterable[Channel]) -> list[str]:
     lines = [f"{'Channel':<20} {'Location':<25} {'State':<7} Application(Data)"]
     for c in chans:
         location = f"{c.exten}@{c.context}:{c.priority}"
-        lines.append(f"{c.channel[:20]:<20} {location[:25]:<25} {c.state_desc:<7} {c.application}({c.application_data})")
+        lines.append(f"{c.channel[:20]:<20} {location[:25]:<25} {c.state_desc:<7} "
+                     f"{c.application}({c.application_data})")
     calls = len({c.linkedid for c in chans})
     lines += [f"{len(chans)} active channel{'s' if len(chans) != 1 else ''}",
               f"{calls} active call{'s' if calls != 1 else ''}"]

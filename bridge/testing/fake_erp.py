@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bridge.outbox.envelope import parse_envelope_id
+from bridge.erp.envelope import parse_envelope_id
 
 OK = "ok"
 ERROR_500 = "500"
@@ -142,7 +142,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, addr, sink: "PushEventSink") -> None:
+    def __init__(self, addr, sink: "FakeErp") -> None:
         self.sink = sink
         self.active: set[socket.socket] = set()   # open keep-alive connections, cut on stop()
         super().__init__(addr, _Handler)
@@ -155,7 +155,7 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class PushEventSink:
+class FakeErp:
     """Records every POST; `mode` decides the answer. Use as a context manager or start()/stop()."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/erp", *,
@@ -179,7 +179,7 @@ class PushEventSink:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}{self.path}"
 
-    def start(self) -> "PushEventSink":
+    def start(self) -> "FakeErp":
         self._release.clear()
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]  # keep the port: refuse() then start() reuses it
@@ -248,7 +248,7 @@ class PushEventSink:
         want = set(ids)
         return self.wait_for(lambda s: want <= {r.id for r in s.receipts if r.answered == OK}, timeout_s)
 
-    def __enter__(self) -> "PushEventSink":
+    def __enter__(self) -> "FakeErp":
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -256,17 +256,17 @@ class PushEventSink:
 
 
 def main(argv=None) -> int:
-    """`python -m bridge.outbox.sink --port 8099`: a standalone receiver for the demo and benchmarks."""
+    """`python -m bridge.testing.fake_erp --port 8099`: a standalone receiver for the demo and benchmarks."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m bridge.outbox.sink", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bridge.testing.fake_erp", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--path", default="/erp")
     parser.add_argument("--mode", choices=MODES, default=OK)
     parser.add_argument("--quiet", action="store_true", help="do not print one line per event")
     args = parser.parse_args(argv)
-    sink = PushEventSink(args.host, args.port, args.path)
+    sink = FakeErp(args.host, args.port, args.path)
     sink.set_mode(args.mode)
     if not args.quiet:
         sink.on_receipt = lambda r: print(f"{r.answered} {r.id}", flush=True)

@@ -1,4 +1,4 @@
-"""bridge/outbox/envelope.py + wsdl/events.wsdl: the envelope validates and a zeep client reads it."""
+"""bridge/erp/envelope.py + wsdl/events.wsdl: the envelope validates and a zeep client reads it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from bridge.events.model import NORMALIZED, BridgeEvent
-from bridge.outbox.envelope import build_envelope, redact
-from bridge.soap import ns
+from bridge.erp.envelope import build_envelope, redact
+from bridge import ns
 
 from tests.outbox.conftest import make_event
 

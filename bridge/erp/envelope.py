@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from bridge.events.model import BridgeEvent
-from bridge.soap import ns
+from bridge import ns
 
 OPERATION = "PushEvent"
 SOAP_ACTION = f"{ns.EVENTS}#Events:{OPERATION}"   # 1C style: "<tns>#<Service>:<Operation>"

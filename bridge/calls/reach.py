@@ -1,10 +1,12 @@
 """Can a subscriber's filters ever match? Static checks of mode, events, exclude_events, filter, headers.
 
 A subscriber that can never match delivers nothing while every status looks fine (`filtered`
-grows, nothing else), so `config check` refuses it, naming the key; what is only unlikely is a
-warning. The knowledge used: the normalized events and the headers each carries
-(bridge.calls.model), and the words only raw AMI text contains. Raw events are open-ended
-(UserEvent can carry any header), so for raw subscribers most findings are warnings.
+grows, nothing else), so `config check`, `check` and `run` refuse it, naming the key; what is only
+unlikely is a warning. It lives here, above the config loader, because it needs the call model's
+vocabulary; the CLI hands `analyse` to `load_config(check_subscriber=…)`. The knowledge used: the
+normalized events and the headers each carries (bridge.calls.model), and the words only raw AMI
+text contains. Raw events are open-ended (UserEvent can carry any header), so for raw subscribers
+most findings are warnings.
 """
 
 from __future__ import annotations

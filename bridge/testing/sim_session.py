@@ -12,13 +12,15 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from bridge.ami import names, sim_channels
+from bridge.ami import names
+from bridge.testing import sim_channels
 from bridge.ami.auth import md5_key
-from bridge.ami.protocol import NEED_DATA, AmiParser, Message
-from bridge.ami.sim_channels import Value
+from bridge.ami.message import NEED_DATA, Message
+from bridge.ami.protocol import AmiParser
+from bridge.testing.sim_channels import Value
 
 if TYPE_CHECKING:
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +254,7 @@ class SimSession(threading.Thread):
             lines = [f"No such command '{command}' (type 'core show help {command}' for other possible commands)"]
         if self.sim.profile == "asterisk11":
             # Asterisk <= 13: headers in CRLF, raw output in bare LF, then --END COMMAND--.
-            head = f"Response: Follows\r\nPrivilege: Command\r\n"
+            head = "Response: Follows\r\nPrivilege: Command\r\n"
             if msg.action_id is not None:
                 head += f"ActionID: {msg.action_id}\r\n"
             body = "".join(line + "\n" for line in lines)

@@ -1,4 +1,4 @@
-"""bridge/outbox/signing.py: Standard Webhooks signatures."""
+"""bridge/erp/signing.py: Standard Webhooks signatures."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 
-from bridge.outbox import signing
+from bridge.erp import signing
 
 
 def test_signature_is_hmac_sha256_of_id_timestamp_body_when_plain_secret():

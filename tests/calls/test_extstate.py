@@ -1,15 +1,17 @@
-"""bridge/soap/extstate.py: hint states asked from AMI once, then kept by events (real client + simulator)."""
+"""bridge/calls/extstate.py: hint states asked from AMI once, then kept by events (real client + simulator)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bridge.ami.client import AmiClient
-from bridge.ami.protocol import Message
+from bridge.config import AmiConfig
+from bridge.ami.message import Message
 from bridge.errors import AmiConnectionError
-from bridge.soap.extstate import ExtensionStateCache, device_resource, state_name
+from bridge.calls.extstate import ExtensionStateCache, device_resource, state_name
 
-from .conftest import WAIT_S, sent
+from bridge.testing.helpers import WAIT_S, actions_sent as sent
+from bridge.testing.simulator import AmiSimulator
 
 
 class Clock:
@@ -21,8 +23,14 @@ class Clock:
 
 
 @pytest.fixture
+def sim():
+    with AmiSimulator("asterisk20", users={"bridge": "secret"}, time_scale=0.0) as simulator:
+        yield simulator
+
+
+@pytest.fixture
 def client(sim):
-    ami = AmiClient("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0)
+    ami = AmiClient(AmiConfig("pbx1", sim.host, sim.port, "bridge", "secret", connect_timeout_s=2.0))
     ami.start()
     assert ami.wait_connected(WAIT_S)
     yield ami
@@ -66,7 +74,7 @@ def test_disconnect_forgets_states_when_the_link_drops(client, sim):
 
 
 def test_lookup_raises_connection_error_when_client_is_offline():
-    offline = AmiClient("pbx1", "127.0.0.1", 9, "bridge", "secret")
+    offline = AmiClient(AmiConfig("pbx1", "127.0.0.1", 9, "bridge", "secret"))
     with pytest.raises(AmiConnectionError):
         ExtensionStateCache().lookup(offline, "202", "from-internal")
 

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from bridge.ami.protocol import Action, Banner, Message
+from bridge.ami.actions import Action
+from bridge.ami.message import Banner, Message
 
 EXTENSION_STATUS = "ExtensionStatus"
 EXTENSION_STATE_ACTION = "ExtensionState"

@@ -1,9 +1,9 @@
-"""bridge/soap/originate.py: OriginateTracker settles Originates from OriginateResponse by ActionID."""
+"""bridge/calls/originate.py: OriginateTracker settles Originates from OriginateResponse by ActionID."""
 
 from __future__ import annotations
 
-from bridge.ami.protocol import Message
-from bridge.soap.originate import FAILURE, PENDING, RESPONSE_GRACE_S, SUCCESS, OriginateTracker
+from bridge.ami.message import Message
+from bridge.calls.originate import FAILURE, PENDING, RESPONSE_GRACE_S, SUCCESS, OriginateTracker
 
 
 def response(action_id: str, ok: bool, reason: str, uniqueid: str = "<null>") -> Message:

@@ -1,4 +1,4 @@
-"""bridge/events/reach.py: subscribers that can never match are refused, unlikely ones warned about."""
+"""bridge/calls/reach.py: subscribers that can never match are refused, unlikely ones warned about."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import tomllib
 import pytest
 
 from bridge.calls.model import NORMALIZED_HEADERS
-from bridge.config import SubscriberConfig, parse_config
+from bridge.config import SubscriberConfig
+from bridge.config_load import parse_config
 from bridge.errors import ConfigError
-from bridge.events.reach import analyse, raw_only
+from bridge.calls.reach import analyse, raw_only
 
 ROM_FILTER = 'Dial.{1,}?Begin.{1,}?902|Bridge.{1,}?902|Hangup.{1,}?902'
 
@@ -38,7 +39,7 @@ def test_config_refuses_normalized_subscriber_with_raw_event_names_as_the_old_ex
         parse_config(tomllib.loads(config_text(f"""mode = "normalized"
 filter = '{ROM_FILTER}'
 events = ["DialBegin", "Hangup"]
-exclude_events = ["Newexten", "VarSet"]""")), env={})
+exclude_events = ["Newexten", "VarSet"]""")), env={}, check_subscriber=analyse)
     assert err.value.problems == [
         "subscriber[0].events: 'DialBegin', 'Hangup' are raw AMI events; mode \"normalized\" only "
         "receives CallRinging, CallAnswered, CallEnded, CallTransferred (use mode \"raw\" or \"both\" "

@@ -1,4 +1,4 @@
-"""bridge/soap/transport.py against a real local HTTP sink: outcomes, headers, timeouts, secrets."""
+"""bridge/erp/transport.py against a real local HTTP sink: outcomes, headers, timeouts, secrets."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import pytest
 
 from bridge.config import SubscriberConfig
 from bridge.errors import DeliveryRejected, DeliveryRetryable
-from bridge.outbox import signing
-from bridge.outbox.envelope import build_envelope
-from bridge.outbox.sink import ERROR_500, FAULT, HANG, RESET, THROTTLE, UNAVAILABLE, PushEventSink
-from bridge.soap.transport import ErpTransport, parse_retry_after
+from bridge.erp import signing
+from bridge.erp.envelope import build_envelope
+from bridge.testing.fake_erp import ERROR_500, FAULT, HANG, RESET, THROTTLE, UNAVAILABLE, FakeErp
+from bridge.erp.transport import ErpTransport, parse_retry_after
 
 from tests.outbox.conftest import make_event
 
 
 @pytest.fixture
 def sink():
-    with PushEventSink(hang_s=5) as s:
+    with FakeErp(hang_s=5) as s:
         yield s
 
 
@@ -141,7 +141,7 @@ def test_debug_log_redacts_credentials_signature_and_secret_headers(sink, caplog
     e = BridgeEvent(server="pbx1", name="UserEvent", kind="raw",
                     headers=(("Secret", "ami-hunter2"), ("Exten", "202")), text="", order_key="k")
     t = transport(sink.url, username="bridge", password="http-hunter2", signing_secret="sign-hunter2")
-    with caplog.at_level(logging.DEBUG, logger="bridge.soap.transport"):
+    with caplog.at_level(logging.DEBUG, logger="bridge.erp.transport"):
         push(t, e)
     text = caplog.text
     assert "POST" in text and "Exten" in text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
-import re
 import time
 from typing import Mapping
 
@@ -13,18 +12,14 @@ import requests
 
 from bridge import __version__
 from bridge.errors import DeliveryRejected, DeliveryRetryable
-from bridge.outbox import signing
-from bridge.outbox.envelope import CONTENT_TYPE, SOAP_ACTION, redact
+from bridge.erp import signing
+from bridge.erp.envelope import CONTENT_TYPE, SOAP_ACTION, redact
+from bridge.erp.fault import find_fault
 
 log = logging.getLogger(__name__)
 
 POOL_CONNECTIONS = 4
 POOL_MAXSIZE = 16
-FAULT_SNIFF_BYTES = 64 * 1024
-_FAULT = re.compile(rb"<(?:[\w.-]+:)?Fault[\s>/]")
-_FAULT_CODE = re.compile(rb"<(?:[\w.-]+:)?faultcode[^>]*>([^<]*)<", re.IGNORECASE)
-_FAULT_STRING = re.compile(rb"<(?:[\w.-]+:)?faultstring[^>]*>([^<]*)<", re.IGNORECASE)
-_FAULT12_TEXT = re.compile(rb"<(?:[\w.-]+:)?Text[^>]*>([^<]*)<")
 REDACTED_HEADERS = {"authorization", "proxy-authorization", "webhook-signature"}
 
 
@@ -87,12 +82,10 @@ class ErpTransport:
 
     def _check(self, resp: requests.Response) -> None:
         status = resp.status_code
-        content = resp.content[:FAULT_SNIFF_BYTES]
-        if _FAULT.search(content):
-            code = _first(_FAULT_CODE, content)
-            text = _first(_FAULT_STRING, content) or _first(_FAULT12_TEXT, content)
-            raise DeliveryRejected(f"SOAP Fault (HTTP {status}) {code}: {text}"[:300], faultcode=code,
-                                   faultstring=text, status_code=status)
+        fault = find_fault(resp.content)
+        if fault is not None:
+            raise DeliveryRejected(f"SOAP Fault (HTTP {status}) {fault.code}: {fault.text}"[:300],
+                                   faultcode=fault.code, faultstring=fault.text, status_code=status)
         if 200 <= status < 300:
             return
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), self._clock()) \
@@ -127,11 +120,6 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now)
-
-
-def _first(pattern: re.Pattern, content: bytes) -> str:
-    m = pattern.search(content)
-    return m.group(1).decode("utf-8", "replace").strip()[:200] if m else ""
 
 
 def _reason(exc: Exception) -> str:

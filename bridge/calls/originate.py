@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from bridge.ami import names
-from bridge.ami.protocol import Banner, Message
+from bridge.ami.message import Banner, Message
 
 PENDING, SUCCESS, FAILURE = "pending", "success", "failure"
 MAX_TRACKED = 10_000             # oldest outcomes are forgotten first; 1C polls within seconds

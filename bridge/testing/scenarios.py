@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.ami import scenario_shapes as shapes
-from bridge.ami.scenario_shapes import ASTERISK11, ASTERISK20, Chan
+from bridge.testing import scenario_shapes as shapes
+from bridge.testing.scenario_shapes import ASTERISK11, ASTERISK20, Chan
 
 PROFILES = (ASTERISK11, ASTERISK20)
 SCENARIOS = ("answered", "noanswer", "busy", "caller-hangup-ringing", "queue", "blind-transfer",

@@ -20,7 +20,7 @@ from lxml import etree
 
 from bridge.config import (AmiConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
                            SoapConfig, SubscriberConfig)
-from bridge.soap import ns
+from bridge import ns
 
 log = logging.getLogger(__name__)
 
@@ -173,16 +173,16 @@ Ask for the active calls (SOAP 1.1):
     -H 'SOAPAction: "{action}"' {soap_url} \\
     --data '<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><GetActiveCalls xmlns="{ns.BRIDGE}"/></soap:Body></soap:Envelope>'
 Calls delivered to the ERP sink (normalized events), as they arrive:
-""")
+""")  # noqa: E501  (a shell command the user copies: one line)
     out.flush()
 
 
 def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, profile: str = "asterisk20",
              verbose: bool = False, out: TextIO | None = None, soap_port: int | None = None,
              metrics_port: int | None = None, keep_db: bool = False) -> int:
-    from bridge.ami.simulator import AmiSimulator
+    from bridge.testing.simulator import AmiSimulator
     from bridge.logsetup import setup_logging
-    from bridge.outbox.sink import PushEventSink
+    from bridge.testing.fake_erp import FakeErp
 
     out = out or sys.stdout
     setup_logging("DEBUG" if verbose else "WARNING", secrets=[DEMO_AMI_SECRET])
@@ -193,7 +193,7 @@ def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, pro
     metrics_port, metrics_note = pick_port(metrics_port, DEMO_METRICS_PORT)
     try:
         with AmiSimulator(profile, users={DEMO_AMI_USER: DEMO_AMI_SECRET}) as sim, \
-                PushEventSink(path="/erp/ws/asterisk") as sink:
+                FakeErp(path="/erp/ws/asterisk") as sink:
             return _run(out, sim, sink, workdir, profile, calls_per_minute, duration_s, stop,
                         soap_port, metrics_port, {"soap": soap_note, "metrics": metrics_note}, previous)
     finally:

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from bridge.ami import names, sim_channels, sim_flood
-from bridge.ami.protocol import Message
-from bridge.ami.sim_channels import ChannelRegistry, Value
-from bridge.ami.sim_session import SimSession, encode_message
+from bridge.ami import names
+from bridge.testing import sim_channels, sim_flood
+from bridge.ami.message import Message
+from bridge.testing.sim_channels import ChannelRegistry, Value
+from bridge.testing.sim_session import SimSession, encode_message
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class FloodJob(threading.Thread):
 
 
 class AmiSimulator:
-    """Speaks AMI like Asterisk; plays bridge.ami.scenarios calls and tracks the live channels."""
+    """Speaks AMI like Asterisk; plays bridge.testing.scenarios calls and tracks the live channels."""
 
     def __init__(self, profile: str = "asterisk20", host: str = "127.0.0.1", port: int = 0,
                  users: Mapping[str, str] | None = None, *, seed: int = 0, time_scale: float = 1.0,
@@ -239,8 +240,8 @@ class AmiSimulator:
     # --- calls ----------------------------------------------------------------------------------
 
     def run_scenario(self, scenario: str, *, wait: bool = False, **kw: object) -> str:
-        """Play a bridge.ami.scenarios call to all clients with its timing; returns the call's id."""
-        from bridge.ami import scenarios  # owned by helper "calls"
+        """Play a bridge.testing.scenarios call to all clients with its timing; returns the call's id."""
+        from bridge.testing import scenarios  # owned by helper "calls"
 
         steps = scenarios.call_events(self.profile, scenario, seq=next(self._seq), **kw)
         call_id = _call_id(steps)
@@ -316,10 +317,10 @@ def _call_id(steps: Sequence) -> str:
     return ""
 
 
-# --- CLI: python -m bridge.ami.simulator ----------------------------------------------------------
+# --- CLI: python -m bridge.testing.simulator ----------------------------------------------------------
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bridge.ami.simulator",
+    parser = argparse.ArgumentParser(prog="python -m bridge.testing.simulator",
                                      description="AMI simulator speaking like Asterisk 11 or 22.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5038)

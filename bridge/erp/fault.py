@@ -1,0 +1,53 @@
+"""Recognising a SOAP Fault in the ERP's answer, by parsing the XML (SOAP 1.1 and 1.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+FAULT_SNIFF_BYTES = 64 * 1024   # a Fault sits at the start of the Body; a huge answer is not read to the end
+FIELD_MAX_CHARS = 200
+
+# recover: a body cut at FAULT_SNIFF_BYTES still yields its first elements. No entities, no network:
+# the answer comes from outside (an ERP or whatever answers at its URL).
+_PARSER = etree.XMLParser(recover=True, resolve_entities=False, no_network=True, huge_tree=False,
+                          remove_comments=True, remove_pis=True)
+
+
+@dataclass(frozen=True)
+class SoapFault:
+    code: str      # SOAP 1.1 faultcode ("" for SOAP 1.2, whose code is structured)
+    text: str      # SOAP 1.1 faultstring, else the first SOAP 1.2 Reason/Text
+
+
+def _local(element) -> str:
+    return etree.QName(element).localname if isinstance(element.tag, str) else ""
+
+
+def _child(element, name: str):
+    return next((c for c in element if _local(c) == name), None)
+
+
+def _first_text(fault, name: str) -> str:
+    """Text of the first descendant of `fault` called `name` (case-insensitive, any namespace)."""
+    for el in fault.iter():
+        if _local(el).lower() == name:
+            return (el.text or "").strip()[:FIELD_MAX_CHARS]
+    return ""
+
+
+def find_fault(content: bytes) -> SoapFault | None:
+    """The Fault in Envelope/Body of `content`, or None when the answer is not a SOAP Fault
+    (not XML at all, another document, or an Envelope whose Body holds something else)."""
+    try:
+        root = etree.fromstring(content[:FAULT_SNIFF_BYTES], _PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    if root is None or _local(root) != "Envelope":
+        return None
+    body = _child(root, "Body")
+    fault = _child(body, "Fault") if body is not None else None
+    if fault is None:
+        return None
+    return SoapFault(_first_text(fault, "faultcode"), _first_text(fault, "faultstring") or _first_text(fault, "text"))
