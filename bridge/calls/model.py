@@ -46,12 +46,12 @@ NORMALIZED_HEADERS = {
     CALL_TRANSFERRED: _COMMON_HEADERS + ("TransferType", "TransferTarget", "TransfereeChannel"),
 }
 # Values a normalized header can only take (an exact `headers` match on anything else never matches).
+# Not `Reason`: LinkDown, which normalized subscribers get too, has a free-text one.
 NORMALIZED_VALUES = {
     "Direction": (INBOUND, OUTBOUND, INTERNAL),
     "State": (RINGING, ANSWERED, ENDED),
     "CallState": (RINGING, ANSWERED, ENDED),
     "HangupBy": ("caller", "callee", ""),
-    "Reason": REASONS,
 }
 
 # Raw AMI events the call model reads, spelled as Asterisk spells them (both event sets).

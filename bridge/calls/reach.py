@@ -15,9 +15,16 @@ import re
 from dataclasses import dataclass, field
 
 from bridge.calls.model import (CALL_EVENT_NAMES, NORMALIZED_EVENTS, NORMALIZED_HEADERS,
-                                NORMALIZED_VALUES)
+                                NORMALIZED_VALUES, REASONS)
 from bridge.config import SubscriberConfig
+from bridge.events.link import LINK_DOWN, LINK_EVENT_NAMES, LINK_UP
 from bridge.events.literals import branch_literals
+
+# LinkDown/LinkUp (bridge.events.link) reach normalized subscribers, and raw ones that name them.
+LINK_HEADERS = {LINK_DOWN: ("Event", "Server", "Reason", "Since"),
+                LINK_UP: ("Event", "Server", "AsteriskVersion", "AMIVersion", "DownSince", "DownSeconds",
+                          "LostCalls")}
+_HEADERS = {**NORMALIZED_HEADERS, **LINK_HEADERS}
 
 # Raw AMI vocabulary a normalized event's text never contains: event names and header names of
 # the events the call model reads (Asterisk 11 and 12+), plus their usual companions.
@@ -29,10 +36,11 @@ RAW_WORDS = frozenset(CALL_EVENT_NAMES) | {
     "ExtensionStatus", "PeerStatus", "OriginateResponse", "AgentCalled", "AgentConnect",
     "AgentComplete", "QueueMemberStatus", "MusicOnHoldStart", "Hold", "Unhold"}
 _NORMALIZED_TEXT = "\n".join(
-    list(NORMALIZED_EVENTS) + [h for hs in NORMALIZED_HEADERS.values() for h in hs]
-    + [v for vs in NORMALIZED_VALUES.values() for v in vs] + ["blind", "attended"])
+    list(_HEADERS) + [h for hs in _HEADERS.values() for h in hs]
+    + [v for vs in NORMALIZED_VALUES.values() for v in vs] + list(REASONS) + ["blind", "attended"])
 _NORMALIZED_HEADER_NAMES = {h.lower() for hs in NORMALIZED_HEADERS.values() for h in hs}
 _NORMALIZED_NAMES = {n.lower() for n in NORMALIZED_EVENTS}
+_LINK_NAMES = {n.lower() for n in LINK_EVENT_NAMES}
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z-]{2,}")
 
 
@@ -75,8 +83,8 @@ def _check_events(cfg: SubscriberConfig, kinds: set[str], path: str, found: Find
     if not cfg.events:
         return None
     normalized = [e for e in cfg.events if e.lower() in _NORMALIZED_NAMES]
-    raw = [e for e in cfg.events if e.lower() not in _NORMALIZED_NAMES]
-    allowed = ", ".join(NORMALIZED_EVENTS)
+    raw = [e for e in cfg.events if e.lower() not in _NORMALIZED_NAMES | _LINK_NAMES]
+    allowed = ", ".join(NORMALIZED_EVENTS + LINK_EVENT_NAMES)
     if kinds == {"normalized"} and raw:
         message = (f"{path}.events: {', '.join(repr(e) for e in raw)} "
                    f"{'is a raw AMI event' if len(raw) == 1 else 'are raw AMI events'}; mode "
@@ -90,7 +98,7 @@ def _check_events(cfg: SubscriberConfig, kinds: set[str], path: str, found: Find
     elif kinds == {"raw"} and normalized:
         found.warnings.append(f"{path}.events: {', '.join(repr(e) for e in normalized)} never match "
                               "in mode \"raw\" (normalized event names)")
-    return {e.lower() for e in normalized} & wanted
+    return {e.lower() for e in normalized + [e for e in cfg.events if e.lower() in _LINK_NAMES]} & wanted
 
 
 def _check_filter(pattern: str, path: str, found: Findings) -> None:
@@ -113,7 +121,7 @@ def _check_filter(pattern: str, path: str, found: Findings) -> None:
 
 def _check_headers(cfg: SubscriberConfig, kinds: set[str], events: set[str] | None, path: str,
                    found: Findings) -> None:
-    carried = {h.lower(): h for name, hs in NORMALIZED_HEADERS.items()
+    carried = {h.lower(): h for name, hs in _HEADERS.items()
                if events is None or name.lower() in events for h in hs}
     for header, value in cfg.headers.items():
         key = header.lower()

@@ -42,8 +42,8 @@ events = ["DialBegin", "Hangup"]
 exclude_events = ["Newexten", "VarSet"]""")), env={}, check_subscriber=analyse)
     assert err.value.problems == [
         "subscriber[0].events: 'DialBegin', 'Hangup' are raw AMI events; mode \"normalized\" only "
-        "receives CallRinging, CallAnswered, CallEnded, CallTransferred (use mode \"raw\" or \"both\" "
-        "for AMI events)"]
+        "receives CallRinging, CallAnswered, CallEnded, CallTransferred, LinkDown, LinkUp "
+        "(use mode \"raw\" or \"both\" for AMI events)"]
 
 
 def test_normalized_filter_of_raw_words_only_is_refused_naming_what_each_part_needs():
@@ -119,3 +119,20 @@ def test_normalized_header_table_lists_every_header_the_tracker_emits():
     assert set(seen) == set(NORMALIZED_HEADERS)
     for name, headers in seen.items():
         assert headers <= set(NORMALIZED_HEADERS[name]), (name, headers - set(NORMALIZED_HEADERS[name]))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(events=("CallEnded", "LinkDown", "LinkUp")),
+    dict(mode="raw", events=("Hangup", "LinkDown", "LinkUp")),
+    dict(events=("LinkDown",), headers={"Server": "pbx1"}),
+    dict(headers={"Reason": "bridge stopped"}),            # LinkDown's free-text Reason
+])
+def test_link_events_are_names_and_headers_a_subscriber_can_match(kw):
+    found = analyse(sub(**kw), "subscriber[0]")
+    assert found.errors == [] and found.warnings == []
+
+
+def test_a_header_only_call_events_carry_cannot_match_when_only_link_events_are_wanted():
+    found = analyse(sub(events=("LinkDown", "LinkUp"), headers={"Extension": "902"}), "subscriber[0]")
+    assert found.errors and found.errors[0].startswith(
+        "subscriber[0].headers.Extension: none of the events in events carries this header")

@@ -42,7 +42,9 @@ def test_example_config_delivers_simulated_calls_to_its_subscriber(tmp_path):
         finally:
             runtime.stop()
     names = [r.body.split(b"<m:name>")[1].split(b"</m:name>")[0] for r in sink.delivered()]
-    assert names[0] == b"CallRinging" and b"CallAnswered" in names and names[-1] == b"CallEnded", names
+    calls = [n for n in names if n.startswith(b"Call")]
+    assert calls[0] == b"CallRinging" and b"CallAnswered" in calls and calls[-1] == b"CallEnded", names
+    assert names[0] == b"LinkUp" and names[-1] == b"LinkDown"          # normalized subscribers get both
     assert config.warnings == ()
 
 
