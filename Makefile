@@ -13,7 +13,7 @@ BENCH := $(VENV)/.installed-bench
 UV := $(BIN)/uv
 INSTALL := $(UV) pip install -q --python $(BIN)/python
 
-.PHONY: demo test test-fast lint chaos bench clean check-python
+.PHONY: demo test test-fast test-asterisk lint chaos bench clean check-python
 
 check-python:
 	@test -n "$(PYVER)" || { echo "error: '$(PY)' does not run; give PY=/path/to/python3.11 (or 3.12, 3.13)" >&2; exit 2; }
@@ -49,6 +49,11 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The live call-story suite alone, against ../shared/asterisk (or $$BRIDGE_ASTERISK_DIR): a
+# missing Asterisk fails here instead of skipping.
+test-asterisk: $(STAMP)
+	BRIDGE_REQUIRE_ASTERISK=1 $(BIN)/python -m pytest -q tests/asterisk
 
 chaos: $(STAMP)
 	BRIDGE_CHAOS_FULL=1 $(BIN)/python -m pytest -q tests/chaos -s

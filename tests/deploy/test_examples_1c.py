@@ -57,11 +57,14 @@ def test_every_envelope_of_a_simulated_call_validates_against_events_xsd(schema,
 def test_call_fields_reach_the_envelope_with_times_and_originate_id(schema):
     from tests.calls.support import play
 
-    _, events = play("asterisk20", "originate")
+    _, events = play("asterisk20", "answered")
     ended = [e for e in events if e.name == "CallEnded" and dict(e.headers)["CallState"] == "ended"][-1]
+    ended = replace(ended, call={**ended.call, "OriginateId": "11e46781ed5e4b73a1af95285d67e9d9"})
     call = push_event(build_envelope(ended)).find(f"{{{ns.EVENTS}}}call")
+    schema.assertValid(push_event(build_envelope(ended)))
     fields = {etree.QName(el).localname: el.text for el in call}
-    assert fields["CallState"] == "ended" and fields["OriginateId"] == dict(ended.headers)["OriginateId"]
+    assert fields["CallState"] == "ended" and fields["OriginateId"] == "11e46781ed5e4b73a1af95285d67e9d9"
+    assert list(fields)[-1] == "OriginateId"                     # the schema's order
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", fields["EndTime"])
     assert "StartTime" in fields and fields["HangupBy"] in ("caller", "callee", None)
 
