@@ -13,7 +13,7 @@ BENCH := $(VENV)/.installed-bench
 UV := $(BIN)/uv
 INSTALL := $(UV) pip install -q --python $(BIN)/python
 
-.PHONY: demo test test-fast test-asterisk lint chaos bench clean check-python
+.PHONY: demo test test-fast test-asterisk test-asterisk-ajam lint chaos bench clean check-python
 
 check-python:
 	@test -n "$(PYVER)" || { echo "error: '$(PY)' does not run; give PY=/path/to/python3.11 (or 3.12, 3.13)" >&2; exit 2; }
@@ -35,6 +35,7 @@ $(BENCH): $(STAMP)
 	$(INSTALL) -e '.[test,bench]'
 	touch $@
 
+# `make demo DEMO_ARGS="--transport http"`: the same demo over AJAM (the simulator's HTTP manager).
 demo: $(RUNTIME)
 	$(BIN)/asterisk-bridge demo $(DEMO_ARGS)
 
@@ -54,6 +55,10 @@ lint: $(STAMP)
 # missing Asterisk fails here instead of skipping.
 test-asterisk: $(STAMP)
 	BRIDGE_REQUIRE_ASTERISK=1 $(BIN)/python -m pytest -q tests/asterisk
+
+# The same live suite with the bridge reading Asterisk over AJAM (BRIDGE_LIVE_TRANSPORT=http|digest).
+test-asterisk-ajam: $(STAMP)
+	BRIDGE_REQUIRE_ASTERISK=1 BRIDGE_LIVE_TRANSPORT=$(or $(LIVE_TRANSPORT),http) $(BIN)/python -m pytest -q tests/asterisk
 
 chaos: $(STAMP)
 	BRIDGE_CHAOS_FULL=1 $(BIN)/python -m pytest -q tests/chaos -s

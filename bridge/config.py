@@ -16,6 +16,7 @@ class DatabaseConfig:
     batch_max_events: int = 500        # group commit: flush at N events …
     batch_max_delay_s: float = 0.005   # … or after T seconds, whichever first
     queue_max_events: int = 100_000    # writer queue; full → backpressure (counted), never drop
+    queue_max_bytes: int = 64 * 1024 * 1024   # the same queue bounded by the events' size in memory
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class AmiConfig:
     port: int = 5038
     username: str = ""
     secret: str = field(default="", repr=False)
-    auth: str = "md5"                  # md5 | plain
+    auth: str = ""                     # tcp: md5 | plain (default md5); http: cookie | digest (default cookie)
     tls: bool = False
     ca_file: str | None = None
     events: str = "on"                 # on | off | comma-separated classes
@@ -34,6 +35,17 @@ class AmiConfig:
     connect_timeout_s: float = 5.0
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
+    # AJAM (transport = "http"): Asterisk's HTTP manager, long-polled with WaitEvent.
+    transport: str = "tcp"             # tcp | http
+    url: str = ""                      # http: e.g. https://pbx:8089/asterisk/ (http.conf prefix)
+    verify_tls: bool = True
+    proxy: str | None = None
+    wait_timeout_s: float = 20.0       # WaitEvent Timeout; Asterisk caps it at httptimeout - 10 s
+    httptimeout_s: float = 60.0        # manager.conf httptimeout of that Asterisk (its session lifetime)
+
+    def __post_init__(self) -> None:
+        if not self.auth:  # the default depends on the transport
+            object.__setattr__(self, "auth", "cookie" if self.transport == "http" else "md5")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,9 @@ class SoapConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_body_bytes: int = 256 * 1024
+    max_header_bytes: int = 64 * 1024  # request line + headers; larger gets 431
+    request_timeout_s: float = 10.0    # the whole request (head and body) must arrive within this
+    allow_anonymous: bool = False      # no users and a non-loopback allow-list: refused unless true
     threads: int = 16
 
 

@@ -133,7 +133,7 @@ class Runtime:
         check_schema(self.engine)
 
     def _start_pipeline(self) -> None:
-        from bridge.ami.client import AmiClient
+        from bridge.ami.transports import client_from_config
         from bridge.calls import CALL_EVENT_NAMES, CallTracker
         from bridge.erp.envelope import build_envelope
         from bridge.events import Pipeline, Router
@@ -149,7 +149,7 @@ class Runtime:
         # The pipeline counts received/filtered/accepted events on self.metrics.
         self.pipeline = Pipeline(self.tracker, self.router, self.writer, metrics=self.metrics)
         for ami in self.config.ami:
-            client = AmiClient.from_config(ami, filters=self.router.ami_filters())
+            client = client_from_config(ami, filters=self.router.ami_filters())
             self.pipeline.attach(client)  # listener + its CoreShowChannels resync after each login
             self.clients.append(client)
         self.metrics.watch_ami(self.clients)
@@ -182,7 +182,7 @@ class Runtime:
         from bridge.calls.originate import OriginateTracker
         from bridge.soap.app import build_app
         from bridge.soap.backend import BridgeBackend
-        from bridge.soap.server import SoapServer
+        from bridge.soap.server import SoapServer, gate_limits
 
         soap = self.config.soap
         # The AMI listeners the SOAP operations read (Originate outcomes, extension states) are
@@ -195,7 +195,8 @@ class Runtime:
                                 originate_tracker=originates, extension_states=extension_states,
                                 pending_count=self.pending_total, attach=False)
         app = SoapMetricsMiddleware(build_app(backend, soap), self.metrics)
-        self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads)
+        self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads,
+                                      limits=gate_limits(soap))
         self.soap_server.start()
 
     def _start_health(self) -> None:

@@ -161,3 +161,15 @@ def test_demo_uses_the_given_ports_keeps_the_outbox_and_its_sink_answers_a_brows
         import shutil
 
         shutil.rmtree(Path(kept).parent, ignore_errors=True)
+
+
+def test_demo_delivers_calls_over_ajam_when_transport_is_http():
+    import io
+
+    from bridge.testing.demo import run_demo as run_demo_in_process
+
+    out = io.StringIO()
+    assert run_demo_in_process(duration_s=4, calls_per_minute=60, transport="http", out=out) == 0
+    text = out.getvalue()
+    assert re.search(r"Asterisk simulator \(asterisk20\)  AJAM http://127\.0\.0\.1:\d+/asterisk/rawman", text)
+    assert re.search(r"CallRinging +\d+ is ringing", text), text[-800:]

@@ -55,13 +55,15 @@ def pick_port(requested: int | None, preferred: int) -> tuple[int, str]:
     return preferred, ""
 
 
-def demo_config(ami_port: int, sink_url: str, db_url: str, profile: str, soap_port: int = 0,
-                metrics_port: int = 0) -> Config:
-    """Everything on loopback, free ports for SOAP and metrics, one normalized subscriber."""
+def demo_config(ami_port: int, sink_url: str, db_url: str, profile: str, ajam_url: str | None = None,
+                soap_port: int = 0, metrics_port: int = 0) -> Config:
+    """Everything on loopback, free ports for SOAP and metrics, one normalized subscriber;
+    with `ajam_url`, the AMI link is AJAM (transport = "http") to the simulator's HTTP side."""
+    http = {"transport": "http", "url": ajam_url} if ajam_url else {}
     return Config(
         database=DatabaseConfig(url=db_url, batch_max_delay_s=0.005),
         ami=(AmiConfig(name=f"sim-{profile}", host="127.0.0.1", port=ami_port, username=DEMO_AMI_USER,
-                       secret=DEMO_AMI_SECRET, reconnect_base_s=0.2, reconnect_cap_s=2.0),),
+                       secret=DEMO_AMI_SECRET, reconnect_base_s=0.2, reconnect_cap_s=2.0, **http),),
         soap=SoapConfig(listen=f"127.0.0.1:{soap_port}", users={DEMO_SOAP_USER: DEMO_SOAP_PASSWORD}),
         subscribers=(SubscriberConfig(name="erp", url=sink_url, mode="normalized", retry_base_s=0.5,
                                       retry_cap_s=5.0),),
@@ -152,8 +154,9 @@ def _banner(out: TextIO, runtime, sink, sim, workdir: Path, lose_answer_to: int,
     lost = (f"\nThe sink drops its answer to event #{lose_answer_to} once, so you see the bridge re-deliver "
             "it (--lose-answer 0: never)." if lose_answer_to > 1 else "")
     action = f"{ns.BRIDGE}#Bridge:GetActiveCalls"
+    link = f"AJAM {sim.ajam.url}rawman" if runtime.config.ami[0].transport == "http" else f"AMI 127.0.0.1:{sim.port}"
     out.write(f"""asterisk-bridge demo — no Asterisk needed; Ctrl-C stops.
-  AMI simulator ({sim.profile})  127.0.0.1:{sim.port}  (user {DEMO_AMI_USER}, secret {DEMO_AMI_SECRET})
+  Asterisk simulator ({sim.profile})  {link}  (user {DEMO_AMI_USER}, secret {DEMO_AMI_SECRET})
   outbox (SQLite)            {workdir / 'outbox.db'}
   ERP sink (PushEvent)       {sink.url}   (open it in a browser: what it received)
   SOAP service               {soap_url}{notes.get('soap', '')}   WSDL: {soap_url}?wsdl
@@ -171,7 +174,8 @@ Every few calls 1C presses ClickToCall (through the SOAP service above).{lost}
 
 def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, profile: str = "asterisk20",
              verbose: bool = False, out: TextIO | None = None, lose_answer_to: int = LOSE_ANSWER_TO,
-             soap_port: int | None = None, metrics_port: int | None = None, keep_db: bool = False) -> int:
+             transport: str = "tcp", soap_port: int | None = None, metrics_port: int | None = None,
+             keep_db: bool = False) -> int:
     from bridge.testing.simulator import AmiSimulator
     from bridge.logsetup import setup_logging
     from bridge.testing.fake_erp import FakeErp
@@ -186,10 +190,11 @@ def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, pro
     notes = {"soap": soap_note, "metrics": metrics_note}
     try:
         with AmiSimulator(profile, users={DEMO_AMI_USER: DEMO_AMI_SECRET},
-                          originate_outcomes=CLICK_OUTCOMES) as sim, \
+                          originate_outcomes=CLICK_OUTCOMES,
+                          http_port=0 if transport == "http" else None) as sim, \
                 FakeErp(path="/erp/ws/asterisk") as sink:
             config = demo_config(sim.port, sink.url, f"sqlite:///{workdir / 'outbox.db'}", profile,
-                                 soap_port, metrics_port)
+                                 sim.ajam.url if sim.ajam is not None else None, soap_port, metrics_port)
             return _run(out, sim, sink, config, workdir, calls_per_minute, duration_s, stop, previous,
                         lose_answer_to, notes)
     finally:
