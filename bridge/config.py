@@ -34,6 +34,10 @@ class AmiConfig:
     connect_timeout_s: float = 5.0
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
+    transport: str = "tcp"             # tcp (AMI) | ari (events WebSocket + REST)
+    url: str = ""                      # ari: e.g. http://pbx:8088/ari/ (http.conf port, https for TLS)
+    verify_tls: bool = True            # ari over https: check the server certificate (ca_file or system CAs)
+    app: str = "asterisk-bridge"       # ari: the Stasis application name the WebSocket subscribes as
 
 
 @dataclass(frozen=True)

@@ -109,13 +109,17 @@ def _check_database(cfg: DatabaseConfig, path: str, problems: list[str]) -> None
 
 def _check_ami(cfg: AmiConfig, path: str, problems: list[str]) -> None:
     _name(cfg.name, f"{path}.name", problems)
-    if not _is_host(cfg.host):
-        problems.append(f"{path}.host: {cfg.host!r} is not an IP address or host name")
-    if not 1 <= cfg.port <= 65535:
-        problems.append(f"{path}.port: {cfg.port} is out of range 1-65535")
-    if not cfg.username:
-        problems.append(f"{path}.username: required (the [user] section of manager.conf)")
-    _choice(cfg.auth, ("md5", "plain"), f"{path}.auth", problems)
+    _choice(cfg.transport, ("tcp", "ari"), f"{path}.transport", problems)
+    if cfg.transport == "ari":
+        _check_ari(cfg, path, problems)
+    else:
+        if not _is_host(cfg.host):
+            problems.append(f"{path}.host: {cfg.host!r} is not an IP address or host name")
+        if not 1 <= cfg.port <= 65535:
+            problems.append(f"{path}.port: {cfg.port} is out of range 1-65535")
+        if not cfg.username:
+            problems.append(f"{path}.username: required (the [user] section of manager.conf)")
+        _choice(cfg.auth, ("md5", "plain"), f"{path}.auth", problems)
     if cfg.events not in ("on", "off"):
         for item in (c.strip() for c in cfg.events.split(",")):
             _choice(item, AMI_EVENT_CLASSES, f"{path}.events", problems)
@@ -126,6 +130,22 @@ def _check_ami(cfg: AmiConfig, path: str, problems: list[str]) -> None:
     _positive(cfg.reconnect_base_s, f"{path}.reconnect_base", problems)
     if cfg.reconnect_cap_s < cfg.reconnect_base_s:
         problems.append(f"{path}.reconnect_cap: must be ≥ reconnect_base")
+
+
+def _check_ari(cfg: AmiConfig, path: str, problems: list[str]) -> None:
+    """transport = "ari": the ARI base url (http.conf + ari.conf), its user, the Stasis app name."""
+    if not cfg.url:
+        problems.append(f'{path}.url: required with transport = "ari" (e.g. "http://pbx:8088/ari/")')
+    else:
+        _http_url(cfg.url, f"{path}.url", problems)
+        if not cfg.url.rstrip("/").endswith("/ari"):
+            problems.append(f"{path}.url: should end in /ari/ (http.conf prefix + /ari)")
+    if not cfg.username:
+        problems.append(f"{path}.username: required (the user's [section] in ari.conf)")
+    if not cfg.app or not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.app):
+        problems.append(f"{path}.app: {cfg.app!r} must be letters, digits, '_', '.' or '-' (the Stasis app name)")
+    if cfg.tls:
+        problems.append(f'{path}.tls: not used with transport = "ari"; write an https:// url')
 
 
 def _check_click_to_call(cfg: ClickToCallConfig, path: str, problems: list[str]) -> None:

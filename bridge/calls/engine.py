@@ -157,6 +157,12 @@ class CallEngine(Endings):
         if target:
             leg.extension = target
         self._ring(call, leg)
+        if leg.answered_at is not None and call.answered_by is None:
+            # It came Up while still a call of its own: a Local callee that answers at once can
+            # be Up before the DialBegin (AMI) or Dial (ARI) that links it arrives (22.10.1, calls
+            # placed concurrently). Its answer is this call's answer.
+            leg.answered_at = None
+            self._answer(call, leg)
 
     def dial_end(self, server: str, src_uid: str | None, dst_uid: str | None, status: str) -> None:
         dst = self.channel(server, dst_uid)

@@ -10,6 +10,7 @@ from typing import Callable
 
 from bridge.ami import names
 from bridge.ami.message import Banner, Message
+from bridge.ari.event import AriEvent
 
 PENDING, SUCCESS, FAILURE = "pending", "success", "failure"
 MAX_TRACKED = 10_000             # oldest outcomes are forgotten first; 1C polls within seconds
@@ -29,6 +30,10 @@ REASONS = {
     5: "busy",
     8: "congestion",
 }
+
+
+# Over ARI the originated channel's hangup cause (Q.850) stands in for OriginateResponse Reason.
+ARI_CAUSE_REASON = {"17": 5, "18": 3, "19": 3, "21": 8, "34": 8, "38": 8, "0": 0, "1": 0, "3": 0}
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,9 @@ class OriginateTracker:
     # --- AmiListener ----------------------------------------------------------------------------
 
     def on_event(self, server: str, message: Message) -> None:
+        if isinstance(message, AriEvent):
+            self._on_ari(server, message)
+            return
         if message.event != names.ORIGINATE_RESPONSE:
             return
         action_id = message.action_id
@@ -117,6 +125,24 @@ class OriginateTracker:
             changes["uniqueid"] = uniqueid
             changes["linkedid"] = message.get(names.LINKEDID) or current.linkedid or uniqueid
         self._update(action_id, **changes)
+
+    def _on_ari(self, server: str, message: AriEvent) -> None:
+        """ARI has no OriginateResponse: the channel we named (channelId = originate id) tells.
+        It answered when it goes Up; destroyed before that, its hangup cause is the reason."""
+        kind = message.event
+        if kind not in ("ChannelStateChange", "ChannelDestroyed"):
+            return
+        uid = message.get("channel.id")
+        with self._lock:
+            current = self._states.get(uid or "")
+        if current is None or current.server != server or current.status != PENDING:
+            return
+        if kind == "ChannelStateChange":
+            if (message.get("channel.state") or "").lower() == "up":
+                self._update(uid, status=SUCCESS, reason_code=4, reason=REASONS[4], uniqueid=uid)
+            return
+        code = ARI_CAUSE_REASON.get(message.get("cause") or "", 1)
+        self._update(uid, status=FAILURE, reason_code=code, reason=REASONS[code], uniqueid=uid)
 
     def on_connected(self, server: str, banner: Banner) -> None:
         pass
