@@ -17,6 +17,7 @@ DRAIN_POLL_INTERVAL_S = 0.05
 AMI_STOP_TIMEOUT_S = 5.0
 DB_CONNECT_TIMEOUT_S = 5        # PostgreSQL (libpq connect_timeout takes whole seconds)
 EXPIRE_INTERVAL_S = 10.0        # how often ended calls leave the call model (CallsConfig.ended_grace_s)
+LINK_GRACE_S = 10.0             # an AMI link not up this long after start gets a LinkDown for the ERP
 
 
 class _Housekeeper(threading.Thread):
@@ -44,11 +45,13 @@ class Runtime:
     so that no accepted event is lost: SOAP first, then AMI, then flush, then drain deliveries."""
 
     def __init__(self, config: Config, *, metrics: Metrics | None = None, auto_upgrade: bool = False,
-                 drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+                 drain_timeout_s: float = DRAIN_TIMEOUT_S, link_grace_s: float = LINK_GRACE_S) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.auto_upgrade = auto_upgrade
         self.drain_timeout_s = drain_timeout_s
+        self.link_grace_s = link_grace_s
+        self._link_check: threading.Timer | None = None
         self.engine = None
         self.clients: list = []
         self._running_clients: list = []
@@ -71,6 +74,9 @@ class Runtime:
             for client in self.clients:  # last: events flow into a pipeline that is ready
                 client.start()
                 self._running_clients.append(client)
+            self._link_check = threading.Timer(self.link_grace_s, self.pipeline.check_unreachable)
+            self._link_check.daemon = True
+            self._link_check.start()
         except BaseException:
             self.stop()
             raise
@@ -203,6 +209,10 @@ class Runtime:
             self.soap_server = None
 
     def _stop_ami(self) -> None:
+        if self._link_check is not None:
+            self._link_check.cancel()
+        if self.pipeline is not None:
+            self.pipeline.stopping()   # the ERP's LinkDown says "bridge stopped", not a PBX fault
         running, self._running_clients = self._running_clients, []
         for client in running:
             client.stop(AMI_STOP_TIMEOUT_S)

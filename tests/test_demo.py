@@ -17,7 +17,13 @@ from pathlib import Path
 pytestmark = pytest.mark.slow  # runs the demo for seconds, twice
 
 ROOT = Path(__file__).parent.parent
-EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (CallRinging|CallAnswered|CallEnded|CallTransferred)\s+call \S+")
+EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d  (CallRinging|CallAnswered|CallEnded|CallTransferred|LinkUp|LinkDown) ")
+RINGING = re.compile(r"^\d\d:\d\d:\d\d  CallRinging +(\d+) is ringing — (.+?)  \[call (\S+)\]$")
+STORY = re.compile(r"^\d\d:\d\d:\d\d  ── call ended +(.+?): ([\w-]+), (answered by \d+|nobody answered), "
+                   r"talk (\d+) s \((\d+) s in all, (\d+) events\)$")
+CLICK = re.compile(r"^\d\d:\d\d:\d\d  ClickToCall +operator (20[234]) → (89161234567) +\(1C pressed it; "
+                   r"originateId (\S+)\)$")
+REDELIVERY = re.compile(r"^\d\d:\d\d:\d\d  ↻ re-delivery +(\w+) \[call (\S+)\]: same id ")
 
 
 def run_demo(*args: str, timeout_s: float = 90) -> subprocess.CompletedProcess:
@@ -26,18 +32,46 @@ def run_demo(*args: str, timeout_s: float = 90) -> subprocess.CompletedProcess:
                           cwd=ROOT, env=env, timeout=timeout_s)
 
 
-def test_demo_prints_delivered_call_events_and_stops_cleanly_when_duration_ends():
-    result = run_demo("--duration", "12", "--calls-per-minute", "12")
+def test_demo_tells_call_stories_clicks_and_redeliveries_and_stops_cleanly_when_duration_ends():
+    # A call every 3 s: the first (answered, 5 s) and a ClickToCall (7 s) both end within 14 s.
+    result = run_demo("--duration", "14", "--calls-per-minute", "20")
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
+    lines = out.splitlines()
     assert "WSDL: http://127.0.0.1:" in out and "?wsdl" in out
     assert "curl -s -u demo:demo" in out
-    events = [line for line in out.splitlines() if EVENT_LINE.match(line)]
-    assert any(" CallRinging " in line for line in events), out
-    assert any(" CallEnded " in line for line in events), out
-    assert re.search(r"── call \S+ ended \(\w+", out), out
-    summary = re.search(r"demo stopped: (\d+) events delivered, (\d+) calls ended\.", out)
-    assert summary and int(summary.group(1)) == len(events) and int(summary.group(2)) >= 1
+    events = [line for line in lines if EVENT_LINE.match(line)]
+    assert re.match(r"^\d\d:\d\d:\d\d  LinkUp +sim-asterisk20 connected \(first time since the bridge started\): "
+                    r"Asterisk 22\.10\.1$", events[0]), out
+    assert re.match(r"^\d\d:\d\d:\d\d  LinkDown +sim-asterisk20 lost \(bridge stopped\): telephony unavailable$",
+                    events[-1]), out
+
+    # The first call (the "answered" scenario): 202/203/204 calls 902/903/904, who answers after ringing.
+    first = next(m for m in map(RINGING.match, lines) if m)
+    callee, parties, call_id = first.groups()
+    assert callee in ("902", "903", "904") and re.fullmatch(r"20[234] \(.+\) → " + callee, parties), first.group(0)
+    story = [m.groups() for m in map(STORY.match, lines) if m and m.group(1) == parties]
+    assert story and story[0][1:4] == ("answered", f"answered by {callee}", "3"), out
+
+    # The ClickToCall: placed through SOAP, told as operator → number, the operator's phone ringing first.
+    click = next(m for m in map(CLICK.match, lines) if m)
+    operator, number, originate_id = click.groups()
+    ringing = [m.groups() for m in map(RINGING.match, lines) if m and m.group(3) == originate_id]
+    assert ringing == [(operator, f"ClickToCall {operator} → {number}", originate_id),
+                       (number, f"ClickToCall {operator} → {number}", originate_id)], out
+    click_story = [m.groups() for m in map(STORY.match, lines) if m and m.group(1).startswith("ClickToCall")]
+    assert click_story and click_story[0][:4] == (f"ClickToCall {operator} → {number}", "answered",
+                                                  f"answered by {number}", "3"), out
+
+    # Event #3 (the first call's CallAnswered) was received, its answer dropped, then re-sent.
+    dropped = next(i for i, line in enumerate(lines) if "✗ the sink dropped its answer" in line)
+    assert re.match(r"^\d\d:\d\d:\d\d  CallAnswered +" + callee + " answered", lines[dropped - 1]), out
+    again = [m.groups() for m in map(REDELIVERY.match, lines) if m]
+    assert again == [("CallAnswered", call_id)], out
+
+    summary = re.search(r"demo stopped: (\d+) events delivered \((\d+) re-delivered\), (\d+) calls ended\.", out)
+    assert summary and int(summary.group(1)) == len(events) and int(summary.group(2)) == 1, out
+    assert int(summary.group(3)) == sum(1 for line in lines if STORY.match(line)) >= 2
     assert "Traceback" not in result.stderr
 
 
@@ -51,7 +85,7 @@ def test_demo_stops_cleanly_on_ctrl_c():
     seen = ""
     try:
         deadline = time.monotonic() + 45
-        while " CallRinging " not in seen and time.monotonic() < deadline:
+        while " CallRinging " not in seen and time.monotonic() < deadline:   # the first call: 2 s in
             try:
                 seen += lines.get(timeout=0.5)
             except queue.Empty:

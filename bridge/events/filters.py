@@ -9,7 +9,7 @@ from typing import Protocol
 from bridge.config import SubscriberConfig
 from bridge.errors import ConfigError
 from bridge.events.literals import is_plain, required_literal
-from bridge.events.model import NORMALIZED, RAW
+from bridge.events.model import LINK, NORMALIZED, RAW
 
 MODES = (RAW, NORMALIZED, "both")
 
@@ -75,6 +75,8 @@ class SubscriberFilter:
         if cfg.mode not in MODES:
             raise ConfigError(f"{where}.mode: {cfg.mode!r} is not one of {', '.join(MODES)}")
         kinds = frozenset((RAW, NORMALIZED) if cfg.mode == "both" else (cfg.mode,))
+        if NORMALIZED in kinds:   # the bridge's own events: a normalized subscriber hears the link too
+            kinds |= {LINK}
         rules = []
         for header, value in cfg.headers.items():
             if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
@@ -93,9 +95,11 @@ class SubscriberFilter:
             spelled=tuple(cfg.events) + tuple(cfg.exclude_events))
 
     def accepts_name(self, kind: str, name_lower: str) -> bool:
-        """The conditions that depend only on the event's kind and name (cacheable)."""
-        return (kind in self.kinds and name_lower not in self.exclude
-                and (self.events is None or name_lower in self.events))
+        """The conditions that depend only on the event's kind and name (cacheable).
+        LinkDown/LinkUp also reach a raw subscriber that names them in `events`."""
+        if kind not in self.kinds and not (kind == LINK and self.events is not None):
+            return False
+        return name_lower not in self.exclude and (self.events is None or name_lower in self.events)
 
     def matches_text(self, text: str) -> bool:
         if self.pattern is None:

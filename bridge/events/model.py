@@ -10,6 +10,7 @@ from typing import Mapping, Protocol, Sequence
 
 RAW = "raw"
 NORMALIZED = "normalized"
+LINK = "link"  # LinkDown / LinkUp (bridge.events.link)
 
 # Event ids need uniqueness, not secrecy. uuid.uuid4() asks the kernel for 16 random bytes per
 # call, which was a third of the AMI reader thread's time under a 5k events/s flood; a PRNG
@@ -40,7 +41,7 @@ class BridgeEvent:
 
     server: str
     name: str
-    kind: str  # RAW | NORMALIZED
+    kind: str  # RAW | NORMALIZED | LINK
     headers: tuple[tuple[str, str], ...]
     text: str
     order_key: str

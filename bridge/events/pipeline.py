@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import replace
 from typing import Protocol, Sequence
@@ -10,6 +11,7 @@ from typing import Protocol, Sequence
 from bridge.ami.actions import Action
 from bridge.ami.message import Banner, Message
 from bridge.errors import BridgeError
+from bridge.events.link import NEVER_UP_REASON, STOPPING_REASON, LinkWatch, lost_calls
 from bridge.events.model import RAW, BridgeEvent, EventSink
 from bridge.events.router import Router
 
@@ -71,14 +73,21 @@ def _ari_channel(message: Message) -> str | None:
 class Pipeline:
     """AmiListener: each event goes to the call tracker, then raw and normalized events go
     through the Router to `sink.accept`. Runs on the AMI reader thread: never blocks on I/O
-    (the sink's own queue applies backpressure)."""
+    (the sink's own queue applies backpressure). Link changes become LinkDown/LinkUp events
+    (bridge.events.link), routed the same way."""
 
     def __init__(self, server_tracker: CallModel, router: Router, sink: EventSink,
-                 metrics: PipelineMetrics | None = None, clients: Sequence = ()) -> None:
+                 metrics: PipelineMetrics | None = None, clients: Sequence = (),
+                 link_watch: LinkWatch | None = None) -> None:
         self.tracker = server_tracker
         self.router = router
         self.sink = sink
         self.metrics = metrics
+        self.link_watch = link_watch or LinkWatch()
+        self._stopping = False
+        # LinkDown/LinkUp come from the notifier thread and the start-up check: one at a time,
+        # so the last one the ERP gets is the link's real state.
+        self._link_lock = threading.Lock()
         self._clients: dict[str, object] = {}
         for client in clients:
             self.attach(client)
@@ -106,25 +115,51 @@ class Pipeline:
             self._deliver(event, arrived)
 
     def on_connected(self, server: str, banner: Banner) -> None:
-        """After login and filters: ask what is live, end the calls that vanished meanwhile."""
+        """After login and filters: ask what is live, end the calls that vanished meanwhile,
+        then say LinkUp (after those CallEnded, so its LostCalls counts them)."""
         client = self._clients.get(server)
-        if client is None:
-            return
+        lost = self._resync(server, client) if client is not None else None
+        version = getattr(client, "asterisk_version", None)
+        with self._link_lock:
+            self._deliver(self.link_watch.up(server, version, banner.version_text if banner else None,
+                                             lost), time.monotonic())
+
+    def on_disconnected(self, server: str, reason: str) -> None:
+        """LinkDown. Calls stay open until the resync after the next login decides."""
+        reason = STOPPING_REASON if self._stopping else reason
+        with self._link_lock:
+            self._deliver(self.link_watch.down(server, reason), time.monotonic())
+
+    def check_unreachable(self) -> None:
+        """Run once, a while after start: a link that never logged in gets a LinkDown, since the
+        ERP may still believe it up (the bridge crashed, and Asterisk is down now)."""
+        for server, client in self._clients.items():
+            with self._link_lock:
+                if self._stopping or client.connected or client.stats.connects:
+                    continue
+                reason = f"{NEVER_UP_REASON}: {client.stats.last_error or 'no login yet'}"
+                self._deliver(self.link_watch.down(server, reason), time.monotonic())
+
+    def stopping(self) -> None:
+        """The bridge is shutting its links: the LinkDowns that follow say so."""
+        self._stopping = True
+
+    def _resync(self, server: str, client) -> int | None:
+        """CoreShowChannels → reconcile; the number of calls closed as lost, None if it failed."""
         mark = self.tracker.mark()
         try:
             result = client.send_action(Action.build("CoreShowChannels")).result(RESYNC_TIMEOUT_S)
         except BridgeError as exc:
             log.warning("ami %s: resync after reconnect failed: %s", server, exc)
-            return
+            return None
         except TimeoutError:
             log.warning("ami %s: resync after reconnect timed out after %.0f s", server, RESYNC_TIMEOUT_S)
-            return
+            return None
         live = [m for m in result.events if (m.event or "").lower() == "coreshowchannel"]
-        for event in self.tracker.reconcile(server, live, since_mark=mark):
+        ended = self.tracker.reconcile(server, live, since_mark=mark)
+        for event in ended:
             self._deliver(event, time.monotonic())
-
-    def on_disconnected(self, server: str, reason: str) -> None:
-        """Nothing to do: calls stay open until the resync after the next login decides."""
+        return lost_calls(ended)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 from bridge.config import SubscriberConfig
 from bridge.errors import ConfigError
 from bridge.events.filters import FilterableEvent, SubscriberFilter
+from bridge.events.link import LINK_EVENT_NAMES
 from bridge.events.literals import LiteralScanner
 from bridge.events.model import RAW
 
@@ -143,7 +144,8 @@ class Router:
             return set()
         if f.events is None:
             return None
-        return set(f.events) - f.exclude
+        # LinkDown/LinkUp are the bridge's own: no AMI Filter line can bring them.
+        return set(f.events) - f.exclude - {n.lower() for n in LINK_EVENT_NAMES}
 
     def _spell(self, names: Iterable[str]) -> list[str]:
         """Asterisk matches the filter case-sensitively: use the configured/known spelling."""

@@ -9,8 +9,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -19,6 +17,7 @@ from lxml import etree
 from bridge.config import (AmiConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
                            SoapConfig, SubscriberConfig)
 from bridge import ns
+from bridge.testing.demo_story import Click, StoryPrinter
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +25,15 @@ DEMO_AMI_USER, DEMO_AMI_SECRET = "bridge", "demo-ami-secret"
 DEMO_SOAP_USER, DEMO_SOAP_PASSWORD = "demo", "demo"
 FIRST_CALL_AFTER_S = 2.0       # a newcomer should see something at once, not after a minute
 PRINT_POLL_S = 0.2
-SCENARIOS = ("answered", "noanswer", "answered", "busy", "queue", "caller-hangup-ringing",
-             "answered", "blind-transfer")
+CLICK = "click-to-call"         # not a simulator scenario: 1C's ClickToCall through the SOAP service
+SCENARIOS = ("answered", CLICK, "noanswer", "queue", "busy", CLICK, "caller-hangup-ringing",
+             "blind-transfer")
 CALLERS = (("202", "Оператор-202"), ("203", "Мария Иванова"), ("204", "Sales desk"))
 CALLEES = ("902", "903", "904")
+# Numbers 1C dials with ClickToCall; the simulator's operator does not pick up for the second.
+CLICK_NUMBERS = ("89161234567", "84951234567")
+CLICK_OUTCOMES = {"84951234567": "noanswer"}
+LOSE_ANSWER_TO = 3             # the sink drops its answer to this event once: a re-delivery to watch
 
 
 def demo_config(ami_port: int, sink_url: str, db_url: str, profile: str) -> Config:
@@ -46,14 +50,32 @@ def demo_config(ami_port: int, sink_url: str, db_url: str, profile: str) -> Conf
     )
 
 
-class CallGenerator(threading.Thread):
-    """Starts a simulated call every 60/calls_per_minute seconds (the first after FIRST_CALL_AFTER_S)."""
+def click_to_call(soap_url: str, operator: str, number: str) -> str:
+    """ClickToCall over HTTP, as 1C would send it; returns the originateId."""
+    import requests
 
-    def __init__(self, simulator, calls_per_minute: float, seed: int | None = None) -> None:
+    body = (f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><ClickToCall xmlns="{ns.BRIDGE}">'
+            f"<extension>{operator}</extension><number>{number}</number></ClickToCall></soap:Body></soap:Envelope>")
+    reply = requests.post(soap_url, data=body.encode("utf-8"), auth=(DEMO_SOAP_USER, DEMO_SOAP_PASSWORD),
+                          headers={"Content-Type": "text/xml; charset=utf-8",
+                                   "SOAPAction": f'"{ns.BRIDGE}#Bridge:ClickToCall"'}, timeout=10)
+    reply.raise_for_status()
+    return etree.fromstring(reply.content).findtext(".//{*}return") or ""
+
+
+class CallGenerator(threading.Thread):
+    """Starts a call every 60/calls_per_minute seconds (the first after FIRST_CALL_AFTER_S): a
+    simulator scenario, or a ClickToCall through the bridge's SOAP service."""
+
+    def __init__(self, simulator, calls_per_minute: float, seed: int | None = None,
+                 soap_url: str | None = None, printer: StoryPrinter | None = None) -> None:
         super().__init__(name="demo-calls", daemon=True)
         self.simulator = simulator
+        self.soap_url = soap_url
+        self.printer = printer
         self.interval_s = 60.0 / calls_per_minute if calls_per_minute > 0 else None
         self._rng = random.Random(seed)
+        self._clicks = 0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -64,81 +86,50 @@ class CallGenerator(threading.Thread):
             scenario = SCENARIOS[n % len(SCENARIOS)]
             caller, name = self._rng.choice(CALLERS)
             try:
-                self.simulator.run_scenario(scenario, caller=caller, caller_name=name,
-                                            callee=self._rng.choice(CALLEES))
+                if scenario == CLICK:
+                    self._click(caller)
+                else:
+                    self.simulator.run_scenario(scenario, caller=caller, caller_name=name,
+                                                callee=self._rng.choice(CALLEES))
             except Exception:  # the top of a thread: one bad scenario must not end the demo
                 log.exception("demo: scenario %s failed", scenario)
             n += 1
             delay = self.interval_s
+
+    def _click(self, operator: str) -> None:
+        if self.soap_url is None:
+            return
+        number = CLICK_NUMBERS[self._clicks % len(CLICK_NUMBERS)]
+        self._clicks += 1
+        originate_id = click_to_call(self.soap_url, operator, number)
+        if self.printer is not None:
+            self.printer.click_placed(Click(operator, number, originate_id))
 
     def stop(self) -> None:
         self._stop_event.set()
         self.join(1.0)
 
 
-@dataclass
-class _CallSummary:
-    events: int = 0
-    caller: str = ""
-    callee: str = ""
+def lose_answer_once(sink, nth: int) -> None:
+    """Make the sink read the `nth` event and then reset the connection instead of answering:
+    the ERP has it, the bridge does not know, so it sends it again with the same id."""
+    from bridge.testing import fake_erp as modes
+
+    def on_receipt(receipt) -> None:
+        if receipt.answered != modes.OK:
+            sink.set_mode(modes.OK)          # once is enough
+            sink.on_receipt = None
+        elif sink.count == nth - 1:
+            sink.set_mode(modes.RESET)
+
+    if nth > 1:
+        sink.on_receipt = on_receipt
 
 
-@dataclass
-class DeliveryPrinter:
-    """Turns the PushEvent envelopes the sink received into one line per event, one per ended call."""
-
-    out: TextIO
-    seen: int = 0
-    delivered: int = 0
-    calls_ended: int = 0
-    _calls: dict[str, _CallSummary] = field(default_factory=dict)
-
-    def drain(self, sink) -> None:
-        receipts = sink.delivered()
-        for receipt in receipts[self.seen:]:
-            self.print_envelope(receipt.body)
-        self.seen = len(receipts)
-
-    def print_envelope(self, body: bytes) -> None:
-        try:
-            push = etree.fromstring(body).find(f".//{{{ns.EVENTS}}}PushEvent")
-        except etree.XMLSyntaxError:
-            self.out.write("(the sink received something that is not XML)\n")
-            return
-        if push is None:
-            return
-        name = push.findtext(f"{{{ns.EVENTS}}}name") or "?"
-        call = {etree.QName(el).localname: el.text or "" for el in push.iterfind(f"{{{ns.EVENTS}}}call/*")}
-        self.delivered += 1
-        call_id = call.get("CallId") or push.findtext(f"{{{ns.EVENTS}}}orderKey") or "?"
-        summary = self._calls.setdefault(call_id, _CallSummary())
-        summary.events += 1
-        summary.caller = _party(call.get("CallerIDNum"), call.get("CallerIDName")) or summary.caller
-        summary.callee = call.get("CalleeNum") or call.get("Extension") or summary.callee
-        detail = call.get("State", "")
-        if name == "CallEnded":
-            detail = f"{call.get('Reason', '?')}, talk {call.get('Billsec', '0')} s"
-        elif name == "CallAnswered" and call.get("AnsweredBy"):
-            detail = f"answered by {call['AnsweredBy']}"
-        now = datetime.now().strftime("%H:%M:%S")
-        self.out.write(f"{now}  {name:<16} call {call_id:<22} {summary.caller} → {summary.callee or '?'}"
-                       f"  [{detail}]\n")
-        if name == "CallEnded":
-            self.calls_ended += 1
-            self.out.write(f"          ── call {call_id} ended ({call.get('Reason', '?')}, "
-                           f"{call.get('Duration', '0')} s in all): {summary.events} events delivered\n")
-            del self._calls[call_id]
-        self.out.flush()
-
-
-def _party(num: str | None, name: str | None) -> str:
-    if not num:
-        return ""
-    return f"{num} ({name})" if name and name != num else num
-
-
-def _banner(out: TextIO, runtime, sink, sim, workdir: Path) -> None:
+def _banner(out: TextIO, runtime, sink, sim, workdir: Path, lose_answer_to: int) -> None:
     soap_url = f"http://127.0.0.1:{runtime.soap_server.port}{runtime.config.soap.path}"
+    lost = (f"\nThe sink drops its answer to event #{lose_answer_to} once, so you see the bridge re-deliver "
+            "it (--lose-answer 0: never)." if lose_answer_to > 1 else "")
     action = f"{ns.BRIDGE}#Bridge:GetActiveCalls"
     out.write(f"""asterisk-bridge demo — no Asterisk needed; Ctrl-C stops.
   AMI simulator ({sim.profile})  127.0.0.1:{sim.port}  (user {DEMO_AMI_USER})
@@ -150,13 +141,14 @@ Ask for the active calls (SOAP 1.1, user {DEMO_SOAP_USER}/{DEMO_SOAP_PASSWORD}):
   curl -s -u {DEMO_SOAP_USER}:{DEMO_SOAP_PASSWORD} -H 'Content-Type: text/xml; charset=utf-8' \\
     -H 'SOAPAction: "{action}"' {soap_url} \\
     --data '<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><GetActiveCalls xmlns="{ns.BRIDGE}"/></soap:Body></soap:Envelope>'
-Calls delivered to the ERP sink (normalized events), as they arrive:
+What the ERP receives, as it arrives: every event, then one line per call when it ends.
+Every few calls 1C presses ClickToCall (through the SOAP service above).{lost}
 """)  # noqa: E501  (a shell command the user copies: one line)
     out.flush()
 
 
 def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, profile: str = "asterisk20",
-             verbose: bool = False, out: TextIO | None = None) -> int:
+             verbose: bool = False, out: TextIO | None = None, lose_answer_to: int = LOSE_ANSWER_TO) -> int:
     from bridge.testing.simulator import AmiSimulator
     from bridge.logsetup import setup_logging
     from bridge.testing.fake_erp import FakeErp
@@ -167,28 +159,34 @@ def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, pro
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     with tempfile.TemporaryDirectory(prefix="asterisk-bridge-demo-") as tmp, \
-            AmiSimulator(profile, users={DEMO_AMI_USER: DEMO_AMI_SECRET}) as sim, \
+            AmiSimulator(profile, users={DEMO_AMI_USER: DEMO_AMI_SECRET},
+                         originate_outcomes=CLICK_OUTCOMES) as sim, \
             FakeErp(path="/erp/ws/asterisk") as sink:
         workdir = Path(tmp)
         config = demo_config(sim.port, sink.url, f"sqlite:///{workdir / 'outbox.db'}", profile)
         runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=5.0)
-        generator = CallGenerator(sim, calls_per_minute)
-        printer = DeliveryPrinter(out)
+        generator: CallGenerator | None = None
+        printer = StoryPrinter(out)
+        lose_answer_once(sink, lose_answer_to)
         try:
             runtime.start()
-            _banner(out, runtime, sink, sim, workdir)
+            _banner(out, runtime, sink, sim, workdir, lose_answer_to)
+            soap_url = f"http://127.0.0.1:{runtime.soap_server.port}{config.soap.path}"
+            generator = CallGenerator(sim, calls_per_minute, soap_url=soap_url, printer=printer)
             generator.start()
             deadline = time.monotonic() + duration_s if duration_s else None
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                sink.wait_for(lambda s: len(s.delivered()) > printer.seen, PRINT_POLL_S)
+                sink.wait_for(lambda s: s.count > printer.receipts_seen, PRINT_POLL_S)
                 printer.drain(sink)
             out.write("stopping: finishing deliveries…\n")
         finally:
-            generator.stop()
+            if generator is not None:
+                generator.stop()
             runtime.stop()
             printer.drain(sink)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        out.write(f"demo stopped: {printer.delivered} events delivered, {printer.calls_ended} calls ended.\n")
+        out.write(f"demo stopped: {printer.delivered} events delivered ({printer.redeliveries} re-delivered), "
+                  f"{printer.calls_ended} calls ended.\n")
         out.flush()
     return 0

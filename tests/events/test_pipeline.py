@@ -167,7 +167,9 @@ def test_every_routed_event_names_its_server_when_a_router_wrapper_reads_it(brid
     pipeline.router.route = lambda event: seen.append((event.server, event.kind)) or route(event)
     call_id = sim.run_scenario("noanswer", wait=True)
     assert sink.wait_for(_final(call_id))
-    assert {server for server, _ in seen} == {"pbx1"} and {kind for _, kind in seen} == {"raw", "normalized"}
+    # The first LinkUp may be routed after the wrapper went in (it follows the resync, on another thread).
+    assert {server for server, _ in seen} == {"pbx1"}
+    assert {kind for _, kind in seen} - {"link"} == {"raw", "normalized"}
 
 
 def test_real_queue_captures_replayed_over_tcp_give_the_same_sequence(bridge_for):
