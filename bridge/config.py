@@ -38,6 +38,7 @@ class AmiConfig:
     url: str = ""                      # ari: e.g. http://pbx:8088/ari/ (http.conf port, https for TLS)
     verify_tls: bool = True            # ari over https: check the server certificate (ca_file or system CAs)
     app: str = "asterisk-bridge"       # ari: the Stasis application name the WebSocket subscribes as
+    hint_device: str = "PJSIP/{extension}"  # ari: the device GetExtensionState reads (ARI cannot read hints)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,8 @@ def _check_ari(cfg: AmiConfig, path: str, problems: list[str]) -> None:
         problems.append(f"{path}.app: {cfg.app!r} must be letters, digits, '_', '.' or '-' (the Stasis app name)")
     if cfg.tls:
         problems.append(f'{path}.tls: not used with transport = "ari"; write an https:// url')
+    if "{extension}" not in cfg.hint_device:
+        problems.append(f'{path}.hint_device: must contain {{extension}} (e.g. "PJSIP/{{extension}}")')
 
 
 def _check_click_to_call(cfg: ClickToCallConfig, path: str, problems: list[str]) -> None:

@@ -10,7 +10,9 @@ when it is built); here each supported action becomes one REST request and its a
 |                  | timeout in s, variables, channelId)                           |
 | Hangup           | DELETE /channels/{id}  (the channel name is looked up in the live channels) |
 | Redirect         | POST /channels/{id}/continue (Asterisk answers 412 for a channel outside Stasis) |
-| ExtensionState   | GET /asterisk/variable?variable=EXTENSION_STATE(exten@context) |
+| ExtensionState   | GET /deviceStates/{hint_device}: on 22 ARI reads no dialplan hint |
+|                  | (GET /asterisk/variable evaluates no function), so the device the |
+|                  | hint names is configured: `hint_device = "PJSIP/{extension}"`    |
 | CoreShowChannels | GET /channels → CoreShowChannel events                         |
 | Ping             | GET /asterisk/ping                                            |
 """
@@ -18,6 +20,7 @@ when it is built); here each supported action becomes one REST request and its a
 from __future__ import annotations
 
 from typing import Callable
+from urllib.parse import quote
 
 from bridge.ami.actions import Action
 from bridge.ami.connection import ActionResult
@@ -26,9 +29,10 @@ from bridge.ari.event import channel_as_ami
 from bridge.ari.rest import AriRest
 from bridge.errors import AmiActionError
 
-# EXTENSION_STATE() text (funcs/func_extstate.c ast_extension_state2str) → AMI ExtensionState code.
-EXTENSION_STATES = {"": -1, "NOT_INUSE": 0, "INUSE": 1, "BUSY": 2, "UNAVAILABLE": 4, "RINGING": 8,
-                    "RINGINUSE": 9, "HOLDINUSE": 17, "ONHOLD": 16, "UNKNOWN": -1}
+# Device state text (GET /deviceStates/{name}) → the extension state code AMI's ExtensionState gives,
+# as ast_devstate_to_extenstate() (main/pbx.c) maps it: an UNKNOWN device makes an idle hint.
+DEVICE_TO_EXTENSION_STATE = {"UNKNOWN": 0, "NOT_INUSE": 0, "INUSE": 1, "BUSY": 2, "INVALID": 4, "UNAVAILABLE": 4,
+                             "RINGING": 8, "RINGINUSE": 9, "ONHOLD": 16}
 
 
 def success(**fields: str) -> ActionResult:
@@ -56,7 +60,8 @@ def originate_body(action: Action, channel_id: str) -> dict:
     return body
 
 
-def run(rest: AriRest, action: Action, channel_id_of: Callable[[str], str | None], timeout_s: float) -> ActionResult:
+def run(rest: AriRest, action: Action, channel_id_of: Callable[[str], str | None], timeout_s: float,
+        hint_device: str = "PJSIP/{extension}") -> ActionResult:
     """Carry `action` out; AmiActionError for a refused or unsupported one (AmiConnectionError, AmiAuthError pass)."""
     name = action.name.lower()
     if name == "originate":
@@ -76,12 +81,12 @@ def run(rest: AriRest, action: Action, channel_id_of: Callable[[str], str | None
             "priority": int(action.get("Priority") or 1)}, timeout_s=timeout_s)
         return success(Message="Redirect successful")
     if name == "extensionstate":
-        exten, context = action.get("Exten"), action.get("Context")
-        answer = rest.get("asterisk/variable", params={"variable": f"EXTENSION_STATE({exten}@{context})"},
-                          timeout_s=timeout_s) or {}
-        text = str(answer.get("value") or "").upper()
-        return success(Exten=exten or "", Context=context or "", Status=str(EXTENSION_STATES.get(text, -1)),
-                       StatusText=text or "Unknown")
+        exten, context = action.get("Exten") or "", action.get("Context") or ""
+        device = hint_device.format(extension=exten)
+        answer = rest.get(f"deviceStates/{quote(device, safe='')}", timeout_s=timeout_s) or {}
+        text = str(answer.get("state") or "UNKNOWN").upper()
+        return success(Exten=exten, Context=context, Status=str(DEVICE_TO_EXTENSION_STATE.get(text, -1)),
+                       StatusText=text)
     if name == "coreshowchannels":
         channels = rest.get("channels", timeout_s=timeout_s) or []
         return ActionResult(Message.from_pairs([("Response", "Success"), ("EventList", "start")]),

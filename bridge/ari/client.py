@@ -134,7 +134,7 @@ class AriClient:
             action = action.with_action_id(self.next_action_id())
         self.stats.actions_sent += 1
         try:
-            result = actions.run(self.rest, action, self._channel_id, timeout_s)
+            result = actions.run(self.rest, action, self._channel_id, timeout_s, self.settings.hint_device)
         except BridgeError as exc:
             future.set_exception(exc)
             return future

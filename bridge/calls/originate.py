@@ -32,8 +32,9 @@ REASONS = {
 }
 
 
-# Over ARI the originated channel's hangup cause (Q.850) stands in for OriginateResponse Reason.
-ARI_CAUSE_REASON = {"17": 5, "18": 3, "19": 3, "21": 8, "34": 8, "38": 8, "0": 0, "1": 0, "3": 0}
+# Over ARI the originate's Dial status stands in for OriginateResponse Reason (app_dial's DIALSTATUS).
+ARI_DIAL_REASON = {"ANSWER": 4, "BUSY": 5, "NOANSWER": 3, "CANCEL": 1, "CONGESTION": 8, "CHANUNAVAIL": 0,
+                   "DONTCALL": 0, "TORTURE": 0, "INVALIDARGS": 0}
 
 
 @dataclass(frozen=True)
@@ -128,21 +129,24 @@ class OriginateTracker:
 
     def _on_ari(self, server: str, message: AriEvent) -> None:
         """ARI has no OriginateResponse: the channel we named (channelId = originate id) tells.
-        It answered when it goes Up; destroyed before that, its hangup cause is the reason."""
+        The originate's own `Dial` event (no caller, `peer` = our channel) ends with a dialstatus
+        (ANSWER, BUSY, NOANSWER, …); a channel destroyed before any is a failure."""
         kind = message.event
-        if kind not in ("ChannelStateChange", "ChannelDestroyed"):
+        if kind == "Dial":
+            uid, status = message.get("peer.id"), message.get("dialstatus") or ""
+            if message.get("caller.id") or status not in ARI_DIAL_REASON:
+                return
+            code = ARI_DIAL_REASON[status]
+        elif kind == "ChannelDestroyed":
+            uid, code = message.get("channel.id"), 0
+        else:
             return
-        uid = message.get("channel.id")
         with self._lock:
             current = self._states.get(uid or "")
         if current is None or current.server != server or current.status != PENDING:
             return
-        if kind == "ChannelStateChange":
-            if (message.get("channel.state") or "").lower() == "up":
-                self._update(uid, status=SUCCESS, reason_code=4, reason=REASONS[4], uniqueid=uid)
-            return
-        code = ARI_CAUSE_REASON.get(message.get("cause") or "", 1)
-        self._update(uid, status=FAILURE, reason_code=code, reason=REASONS[code], uniqueid=uid)
+        self._update(uid, status=SUCCESS if code == 4 else FAILURE, reason_code=code, reason=REASONS[code],
+                     uniqueid=uid)
 
     def on_connected(self, server: str, banner: Banner) -> None:
         pass
