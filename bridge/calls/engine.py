@@ -75,8 +75,11 @@ class CallEngine(Endings):
         ch = Channel(server, uniqueid, name, "", now, state, state, context, exten, seq=self.seq)
         ch.update_caller(cid_num, cid_name, conn_num)
         half_of = self.legs.get((server, key))
-        if half_of is not None and (server, half_of) in self.calls:
-            call = self.calls[(server, half_of)]   # the other half of a Local pair: same leg
+        other = self.calls.get((server, half_of)) if half_of is not None else None
+        # The other half of a Local pair is live when this one appears; a leg whose channels are all
+        # gone is an older channel of the same name (Asterisk restarted its counters): a new call.
+        if other is not None and any(not c.hung_up for c in other.legs[key].channels):
+            call = other                           # the other half of a Local pair: same leg
             leg = call.legs[key]
         else:
             call_id = linkedid or uniqueid

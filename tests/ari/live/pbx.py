@@ -66,8 +66,12 @@ class Pbx:
                              capture_output=True, text=True, timeout=20)
         return out.stdout
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop Asterisk, keep its directory (start() brings the same instance back)."""
         subprocess.run([str(self.script), "stop", str(self.dir)], env=self._env(), capture_output=True, timeout=60)
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -22,8 +22,9 @@ def ami_config(pbx: Pbx, transport: str, **overrides) -> AmiConfig:
                 ping_timeout_s=1.0)
     fast.update(overrides)
     if transport == "ari":
-        return AmiConfig("pbx", transport="ari", url=pbx.ari_url, username=ARI_USER, secret=ARI_SECRET, **fast)
-    return AmiConfig("pbx", port=pbx.ami_port, username=AMI_USER, secret=AMI_SECRET, **fast)
+        return AmiConfig(**{"name": "pbx", "transport": "ari", "url": pbx.ari_url, "username": ARI_USER,
+                            "secret": ARI_SECRET, **fast})
+    return AmiConfig(**{"name": "pbx", "port": pbx.ami_port, "username": AMI_USER, "secret": AMI_SECRET, **fast})
 
 
 @dataclass
