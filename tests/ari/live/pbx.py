@@ -32,8 +32,9 @@ def free_port() -> int:
 class Pbx:
     """start() copies the shared example-etc, lays tests/ari/live/etc over it, sets the ports."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, overlay: Path = HERE / "etc") -> None:
         self.home = home
+        self.overlay = overlay
         self.script = home / "run-asterisk.sh"
         self.dir = Path(tempfile.mkdtemp(prefix="ari", dir="/tmp"))   # short: asterisk.ctl < 108 bytes
         self.ami_port, self.http_port = free_port(), free_port()
@@ -48,7 +49,7 @@ class Pbx:
     def start(self) -> "Pbx":
         etc = self.dir / "etc"
         shutil.copytree(self.home / "example-etc", etc, dirs_exist_ok=True)
-        for conf in (HERE / "etc").glob("*.conf"):
+        for conf in self.overlay.glob("*.conf"):
             shutil.copy(conf, etc / conf.name)
         _set(etc / "manager.conf", "port = 5038", f"port = {self.ami_port}")
         _set(etc / "http.conf", "bindport = 8088", f"bindport = {self.http_port}")
