@@ -267,8 +267,11 @@ class AmiParser:
     def _start_discarding(self) -> None:
         self.dropped += 1
         self._discarding = True
-        # Keep the last bytes: an empty-line terminator may straddle this chunk and the next.
-        del self._buf[: max(self._pos, len(self._buf) - 3)]
+        # Skip to the first terminator after the byte that broke the limit, wherever the chunks
+        # fell: fed one byte at a time, this is where discarding starts (3 bytes kept, as a
+        # terminator may straddle them). Deleting the whole buffer instead lost the terminators
+        # inside a long unterminated `Response: Follows` body, but only when it arrived whole.
+        del self._buf[: self._pos + self.max_message + 1]
         self._pos = self._careful_until = 0
 
     def _skip_discarded(self) -> bool:

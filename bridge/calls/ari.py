@@ -73,7 +73,8 @@ def on_dial(engine: CallEngine, server: str, msg: Message) -> None:
     src = ensure_channel(engine, server, msg, "caller")
     dst = ensure_channel(engine, server, msg, "peer")
     if dst is not None:
-        engine.dial_begin(server, src.uniqueid if src else None, dst, msg.get("dialstring"))
+        engine.dial_begin(server, src.uniqueid if src else None, dst, msg.get("dialstring"),
+                          dial_end_follows=src is not None)
 
 
 def on_entered_bridge(engine: CallEngine, server: str, msg: Message) -> None:

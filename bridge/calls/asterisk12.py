@@ -1,9 +1,10 @@
 """Adapter for the Asterisk 12+ event set: DialBegin/DialEnd, BridgeEnter/BridgeLeave,
-QueueCallerJoin/Leave, BlindTransfer; every channel event carries Linkedid."""
+QueueCallerJoin/Leave, BlindTransfer, AttendedTransfer; every channel event carries Linkedid."""
 
 from __future__ import annotations
 
 from bridge.ami.message import Message
+from bridge.calls.channels import device_of
 from bridge.calls.common import Handler, ensure_channel
 from bridge.calls.engine import CallEngine
 
@@ -15,7 +16,8 @@ def on_dial_begin(engine: CallEngine, server: str, msg: Message) -> None:
         return
     if src is not None:
         engine.caller_id(server, src.uniqueid, msg.get("CallerIDNum"), msg.get("CallerIDName"))
-    engine.dial_begin(server, src.uniqueid if src else None, dst, msg.get("DialString"))
+    engine.dial_begin(server, src.uniqueid if src else None, dst, msg.get("DialString"),
+                      dial_end_follows=src is not None)
 
 
 def on_dial_end(engine: CallEngine, server: str, msg: Message) -> None:
@@ -49,6 +51,23 @@ def on_blind_transfer(engine: CallEngine, server: str, msg: Message) -> None:
         engine.transfer(transferee, transferer, msg.get("Extension") or "", "blind")
 
 
+def on_attended_transfer(engine: CallEngine, server: str, msg: Message) -> None:
+    # 22.10.1 (AMI Atxfer, live suite): the transferer's hangup completes the transfer; its
+    # Local ;2 half hangs up before this event, its ;1 half (in the bridge) after it.
+    if (msg.get("Result") or "").lower() != "success":
+        return
+    transferee = engine.channel(server, msg.get("TransfereeUniqueid"))
+    transferer = engine.channel(server, msg.get("OrigTransfererUniqueid"))
+    if transferee is None:
+        return
+    # The target's snapshot is sometimes already gone (no TransferTarget* headers, 2 of 4 runs):
+    # then it is whoever joined the transferee's bridge besides the transferer.
+    target = msg.get("TransferTargetChannel")
+    extension = device_of(target) if target else engine.bridge_peer_extension(
+        transferee, msg.get("DestBridgeUniqueid"), transferer)
+    engine.transfer(transferee, transferer, extension or "", "attended")
+
+
 def on_connected_line(engine: CallEngine, server: str, msg: Message) -> None:
     engine.caller_id(server, msg.get("Uniqueid"), None, None, msg.get("ConnectedLineNum"))
 
@@ -62,5 +81,6 @@ HANDLERS: dict[str, Handler] = {
     "queuecallerjoin": on_queue_join,
     "queuecallerleave": on_queue_leave,
     "blindtransfer": on_blind_transfer,
+    "attendedtransfer": on_attended_transfer,
     "newconnectedline": on_connected_line,
 }

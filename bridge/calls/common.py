@@ -51,7 +51,7 @@ def on_caller_id(engine: CallEngine, server: str, msg: Message) -> None:
 def on_newexten(engine: CallEngine, server: str, msg: Message) -> None:
     # Asterisk 22 sends both `Exten` and `Extension`; 11 only `Extension` (fixtures README).
     engine.newexten(server, msg.get("Uniqueid"), msg.get("Context") or "",
-                    msg.get("Extension") or msg.get("Exten") or "")
+                    msg.get("Extension") or msg.get("Exten") or "", msg.get("Application"))
 
 
 def on_hangup_request(engine: CallEngine, server: str, msg: Message) -> None:

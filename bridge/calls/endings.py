@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bridge.calls import model as m
 from bridge.calls import normalize
+from bridge.calls.channels import Channel, is_local
 from bridge.calls.state import CALLEE, CALLER, Call, Leg, final_reason, leg_reason
+
+UP = 6   # AST_STATE_UP
+
+
+def _faces_the_call(ch: Channel) -> bool:
+    """A plain channel, or the ;1 half of a Local pair."""
+    return not is_local(ch.name) or ch.name.endswith(";1")
+
 
 # When Asterisk gives no cause (0) but the reason is known from states, name the usual one.
 REASON_CAUSE = {m.R_BUSY: ("17", "User busy"), m.R_NO_ANSWER: ("19", "User alerting, no answer")}
@@ -20,8 +29,8 @@ class Endings:
             self._note_hangup_by(*self.call_of(ch))
 
     def _note_hangup_by(self, call: Call, leg: Leg) -> None:
-        if call.hangup_by is not None or leg.ended_at is not None:
-            return
+        if call.hangup_by is not None or leg.ended_at is not None or leg.transferred:
+            return   # a transferer leaving ends its part, not the conversation it handed over
         if leg.role == CALLER:
             if call.answered_at is not None:
                 call.hangup_by = "caller"
@@ -46,9 +55,12 @@ class Endings:
         talking = leg.role == CALLER or leg.key == call.answered_by
         if talking and call.cause is None and cause not in (None, "0"):
             call.cause, call.cause_txt = cause, cause_txt   # who ended the conversation, and why
-        if leg.ended_at is None:
-            self._end_leg(call, leg, cause, cause_txt)
-        elif leg.cause in (None, "0") and cause not in (None, "0"):
+        if leg.ended_at is None and (_faces_the_call(ch) or all(c.hung_up for c in leg.channels)):
+            # A Local pair leaves with its ;1 half (the one in the caller's bridge): after ;2's
+            # hangup Asterisk may still say why it left (AttendedTransfer, 22.10.1 live suite).
+            best = next((c for c in leg.channels if c.cause not in (None, "0")), ch)
+            self._end_leg(call, leg, best.cause, best.cause_txt)
+        elif leg.ended_at is not None and leg.cause in (None, "0") and cause not in (None, "0"):
             # The other half of a Local pair often knows the real cause (11.25.3 captures).
             leg.cause, leg.cause_txt = cause, cause_txt
         call.live.discard(ch.uniqueid)
@@ -56,6 +68,8 @@ class Endings:
             self._end_call(call)
 
     def _end_leg(self, call: Call, leg: Leg, cause: str | None, cause_txt: str | None) -> None:
+        if leg.role == CALLEE and call.answered_by is None:
+            self._answer_waiting_sibling(call, leg)
         leg.ended_at = self.clock()
         leg.cause, leg.cause_txt = cause, cause_txt
         leg.reason = leg_reason(call, leg)
@@ -63,10 +77,24 @@ class Endings:
             call.caller_cancelled = True
         if leg.role != CALLEE or not leg.rang:
             return
-        if call.answered_by == leg.key or not call.other_live_parties(leg):
+        twin = call.twin(leg)
+        if twin is not None and call.answered_by == twin.key:
+            return   # one party with its twin, which answered and tells the end
+        talking = call.answered_by == leg.key and not leg.transferred
+        if talking or not call.other_live_parties(leg):
             call.deferred.append(leg)   # perhaps the last party: its end is the call's end
         else:
+            leg.end_reported = True
             self._emit(normalize.ended(call, leg, leg.ended_at, leg.reason, final=False))
+
+    def _answer_waiting_sibling(self, call: Call, leg: Leg) -> None:
+        """Dial hangs the losers up before it publishes the winner's DialEnd ANSWER: a fellow
+        member already Up is who answered, so say so before the loser's end."""
+        for other in call.callee_legs():
+            if (other is not leg and other.parent == leg.parent and other.awaits_dial_end
+                    and other.ended_at is None and any(c.state == UP for c in other.channels)):
+                self._answer(call, other)
+                return
 
     def _end_call(self, call: Call) -> None:
         now = self.clock()
@@ -74,6 +102,8 @@ class Endings:
             call.ended_at = now
             return   # nobody was dialed (voicemail, IVR, a feature code): not a call to report
         answered = call.legs.get(call.answered_by) if call.answered_by else None
+        if answered is not None and answered.end_reported:
+            answered = None   # it left earlier (a transfer) and has had its CallEnded
         final = answered or (call.deferred[-1] if call.deferred else call.origin)
         self._flush_deferred(call, keep=final)
         call.ended_at = now
@@ -90,8 +120,8 @@ class Endings:
     def _flush_deferred(self, call: Call, keep: Leg | None = None) -> None:
         for leg in call.deferred:
             if leg is not keep:
-                if call.answered_by == leg.key:
-                    call.answered_by = None
+                # `answered_by` stays: whoever answered still did, even if a new party now rings.
+                leg.end_reported = True
                 self._emit(normalize.ended(call, leg, leg.ended_at or self.clock(), leg.reason
                                            or leg_reason(call, leg), final=False))
         call.deferred.clear()

@@ -23,9 +23,11 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from bridge.calls import model as m
 from bridge.calls import normalize
 from bridge.calls.channels import Channel, device_of, dial_target, known, leg_key
 from bridge.calls.endings import Endings
+from bridge.calls.intents import Intents
 from bridge.calls.state import CALLEE, CALLER, Call, Leg
 from bridge.config import CallsConfig
 from bridge.events.model import BridgeEvent
@@ -35,6 +37,16 @@ RINGING_STATE = 5        # AST_STATE_RINGING
 UP_STATE = 6             # AST_STATE_UP
 BUSY_STATE = 7           # AST_STATE_BUSY
 DOWN_STATE = 0           # an outgoing channel starts Down; an incoming one starts in Ring (4)
+# Applications that only route, ring or bookkeep. Any other application run by an originated
+# call's first channel once it is up, with nobody dialed, means the dialplan handles the call
+# itself (an IVR, Playback, Wait, voicemail): the number it was sent to answered.
+ROUTING_APPS = frozenset({
+    "dial", "queue", "goto", "gotoif", "gotoiftime", "gosub", "gosubif", "return", "stackpop",
+    "macro", "macroexit", "set", "setvar", "msets", "noop", "execif", "exec", "tryexec", "hangup",
+    "softhangup", "ringing", "progress", "busy", "congestion", "log", "verbose", "dumpchan",
+    "mixmonitor", "stopmixmonitor", "monitor", "system", "trysystem", "importvar", "followme",
+    "originate", "pickup", "pickupchan", "stasis", "agi", "userevent", "cdr_setvar", "resetcdr",
+})
 
 
 class CallEngine(Endings):
@@ -50,6 +62,7 @@ class CallEngine(Endings):
         self.queued: dict[tuple[str, str], Channel] = {}  # callers waiting in a queue
         self.out: list[BridgeEvent] = []
         self.seq = 0                                       # channels created so far
+        self.intents = Intents()                           # our own Originates, by first Uniqueid
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -86,6 +99,8 @@ class CallEngine(Endings):
             call = self.calls.get((server, call_id))
             if call is None:
                 call = Call(server, call_id, now, originated=state == DOWN_STATE)
+                call.intent = self.intents.take(server, uniqueid)
+                call.originated = call.originated or call.intent is not None
                 self.calls[(server, call_id)] = call
             leg = Leg(key, CALLER if not call.legs else OTHER, device_of(name), now)
             if call.legs and uniqueid == call_id:
@@ -145,7 +160,8 @@ class CallEngine(Endings):
 
     # -- dialing -------------------------------------------------------------------------------
 
-    def dial_begin(self, server: str, src_uid: str | None, dst: Channel, dialstring: str | None) -> None:
+    def dial_begin(self, server: str, src_uid: str | None, dst: Channel, dialstring: str | None,
+                   dial_end_follows: bool = False) -> None:
         src = self.channel(server, src_uid)
         if src is None:
             # An Originate's DialBegin has only Dest* fields (22.10.1 capture): nobody dials.
@@ -159,13 +175,18 @@ class CallEngine(Endings):
         target = dial_target(dialstring)
         if target:
             leg.extension = target
+        # Dial and Queue publish every member's DialBegin before they act on an answer; a member
+        # that picks up at once (auto-answer) is Up before its fellow members' DialBegin, so its
+        # answer is taken from its DialEnd ANSWER: nobody then rings after the call was answered.
+        leg.awaits_dial_end = dial_end_follows
         self._ring(call, leg)
         if leg.answered_at is not None and call.answered_by is None:
             # It came Up while still a call of its own: a Local callee that answers at once can
             # be Up before the DialBegin (AMI) or Dial (ARI) that links it arrives (22.10.1, calls
-            # placed concurrently). Its answer is this call's answer.
+            # placed concurrently). Its answer is this call's answer: now, or at its DialEnd.
             leg.answered_at = None
-            self._answer(call, leg)
+            if not dial_end_follows:
+                self._answer(call, leg)
 
     def dial_end(self, server: str, src_uid: str | None, dst_uid: str | None, status: str) -> None:
         dst = self.channel(server, dst_uid)
@@ -181,6 +202,11 @@ class CallEngine(Endings):
         call, leg = self.call_of(dst)
         if leg.dial_status is None or status != "CANCEL":
             leg.dial_status = status
+        if status == "CANCEL" and call.answered_at is None and call.hangup_by is None:
+            # Dial cancels a ringing peer when its caller went away (a phone's CANCEL, an AMI
+            # Hangup: live-caller-hangup-ringing-22.10.1 shows DialEnd CANCEL before any
+            # HangupRequest of the caller, and a HangupRequest on the callee's Local half).
+            call.hangup_by = "caller"
         if status == "ANSWER":
             self._answer(call, leg)
 
@@ -198,7 +224,7 @@ class CallEngine(Endings):
                 call, leg = self._adopt(queued, ch)
             if leg.role == CALLEE or (leg.role == CALLER and call.originated):
                 self._ring(call, leg)
-        elif state == UP_STATE:
+        elif state == UP_STATE and not (leg.awaits_dial_end and leg.role == CALLEE):
             self._answer(call, leg)
         elif state == BUSY_STATE:
             leg.busy_seen = True
@@ -216,23 +242,28 @@ class CallEngine(Endings):
     # -- answer, bridges, transfers -----------------------------------------------------------
 
     def _answer(self, call: Call, leg: Leg) -> None:
-        if leg.answered_at is not None or leg.ended_at is not None:
+        if leg.answered_at is not None or leg.ended_at is not None or leg.role == OTHER:
+            # OTHER: a queue member's channel may come up (auto-answer) before the DialBegin
+            # that makes it a callee; the DialEnd/BridgeEnter that follows answers it then.
             return
         now = self.clock()
         leg.answered_at = now
         if leg.role == CALLER:
-            if call.originated and leg.rang:
+            # Our own ClickToCall's operator answers (also without ringing first: auto-answer).
+            if call.intent is not None or (call.originated and leg.rang):
+                if not leg.rang:
+                    self._ring(call, leg)
                 self._emit(normalize.answered(call, leg, now))
             return
         if leg.role != CALLEE:
             return
-        if call.answered_at is None:
-            call.answered_at = now
         if call.descendants_answered(leg):
+            call.answered_at = call.answered_at or now
             return   # a Local hop (e.g. into a queue) comes up because its member answered
-        call.answered_by = leg.key
         if not leg.rang:
-            self._ring(call, leg)
+            self._ring(call, leg)   # answered without ringing first: it rang for no time
+        call.answered_at = call.answered_at or now
+        call.answered_by = leg.key
         self._emit(normalize.answered(call, leg, now))
 
     def bridge_enter(self, server: str, uniqueid: str | None, bridge_id: str) -> None:
@@ -260,12 +291,15 @@ class CallEngine(Endings):
         if ch is not None:
             ch.bridge = None
 
-    def newexten(self, server: str, uniqueid: str | None, context: str, exten: str) -> None:
+    def newexten(self, server: str, uniqueid: str | None, context: str, exten: str,
+                 app: str | None = None) -> None:
         """A bridged channel running dialplan was redirected (AMI Redirect, blind transfer):
         the 22.10.1 capture shows its Newexten with the new Exten before its BridgeLeave."""
         ch = self.channel(server, uniqueid)
         if ch is None or ch.hung_up:
             return
+        if app and ch.state == UP_STATE and not app.startswith("AppDial"):
+            self._originated_dialplan(ch, exten, app)
         moved = bool(exten) and (exten != ch.exten or (context and context != ch.context))
         if ch.bridge and moved:
             peer = next((o for o in self.channels_of(ch) if o is not ch and o.bridge == ch.bridge
@@ -274,6 +308,20 @@ class CallEngine(Endings):
         if exten:
             ch.exten, ch.context = exten, context or ch.context
 
+    def _originated_dialplan(self, ch: Channel, exten: str, app: str) -> None:
+        """An originated call's first channel, once up, runs the dialplan at the number it was
+        sent to: that is the number called; an IVR-like application there answers it."""
+        call, leg = self.call_of(ch)
+        if leg.role != CALLER or not call.originated or ch is not leg.channels[0]:
+            return
+        if call.entered is None and exten:
+            call.entered = exten
+        if app.lower() not in ROUTING_APPS and call.answered_by is None and not call.callee_legs():
+            number = call.intent.callee if call.intent else call.entered or exten
+            answered_by = Leg(f"{leg.key}>{number}", CALLEE, number, self.clock(), [ch], parent=leg.key)
+            call.legs[answered_by.key] = answered_by
+            self._answer(call, answered_by)
+
     def transfer(self, transferee: Channel, transferer: Channel | None, target: str, kind: str) -> None:
         call, moved = self.call_of(transferee)
         loser = moved
@@ -281,11 +329,21 @@ class CallEngine(Endings):
             loser = call.legs[transferer.key]
         if loser.role != CALLEE or loser.transferred:
             return
+        # `answered_by` stays: the transferer did answer. A target that answers takes over
+        # (_answer); a Redirect into dialplan (no new party) leaves the call answered by it.
         loser.transferred = True
-        if call.answered_by == loser.key:
-            call.answered_by = None
         call.transfers.append(target)
         self._emit(normalize.transferred(call, loser, self.clock(), target, kind, transferee))
+
+    def bridge_peer_extension(self, ch: Channel, bridge_id: str | None,
+                              besides: Channel | None) -> str | None:
+        """The extension of another live channel of `ch`'s call in bridge `bridge_id`."""
+        call, _ = self.call_of(ch)
+        for other in self.channels_of(ch):
+            if (bridge_id and other.bridge == bridge_id and other is not ch and other is not besides
+                    and not other.hung_up):
+                return call.legs[other.key].extension
+        return None
 
     def channels_of(self, ch: Channel) -> list[Channel]:
         call, _ = self.call_of(ch)
@@ -305,7 +363,11 @@ class CallEngine(Endings):
     # -- emitting ------------------------------------------------------------------------------
 
     def _ring(self, call: Call, leg: Leg) -> None:
-        if leg.rang or leg.ended_at is not None:
+        if leg.rang or leg.ended_at is not None or leg.shadow or self._lost_race(call, leg):
+            return
+        twin = call.twin(leg)
+        if twin is not None and twin.rang:
+            leg.shadow = True    # Local/218@hop dialing 218: one party, and it already rang
             return
         leg.rang = True
         leg.started_at = self.clock()
@@ -313,13 +375,28 @@ class CallEngine(Endings):
         self._prepare(call)
         self._emit(normalize.ringing(call, leg, leg.started_at))
 
+    @staticmethod
+    def _lost_race(call: Call, leg: Leg) -> bool:
+        """A queue/ring-group member whose ringing is reported after a fellow member (same
+        dialer) already answered was cancelled by that answer: it never rang for anyone."""
+        winner = call.legs.get(call.answered_by) if call.answered_by else None
+        # A winner that transferred the call keeps `answered_by` (it did answer), but the
+        # target its caller dials next is a new party, not a fellow member.
+        return (winner is not None and winner is not leg and leg.role == CALLEE
+                and winner.parent == leg.parent and winner.answered_at is not None
+                and not winner.transferred)
+
     def _prepare(self, call: Call) -> None:
-        """Fix direction and the dialed number at the call's first normalized event."""
-        if call.direction is None:
+        """Fix direction and the dialed number at the call's first normalized event. An
+        originated call rings its first party before the number is dialed: it turns outbound
+        when the number leaves through a trunk."""
+        if call.direction is None or (call.originated and call.direction == m.INTERNAL):
             call.direction = normalize.direction(call, self.cfg, self.trunks)
+        if call.callee_num is None and call.intent is not None:
+            call.callee_num = call.intent.callee
         if call.callee_num is None:
             origin = call.origin.channel
-            dialed = known(origin.exten) if not call.originated and origin.exten != "s" else None
+            dialed = known(origin.exten) if not call.originated and origin.exten != "s" else call.entered
             first = next(iter(call.callee_legs()), None)
             call.callee_num = dialed or (first.extension if first else call.origin.extension)
 

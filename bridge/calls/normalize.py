@@ -15,7 +15,9 @@ from bridge.events.model import NORMALIZED, BridgeEvent
 def direction(call: Call, cfg: CallsConfig, trunks: list[re.Pattern]) -> str:
     """inbound: the caller came in on a trunk (context or channel); outbound: a trunk was dialed."""
     origin = call.origin.channel
-    if origin.context in cfg.inbound_contexts or any(p.search(origin.name) for p in trunks):
+    placed_by_us = call.intent is not None   # an operator's call: never inbound, whatever its channel
+    if not placed_by_us and (origin.context in cfg.inbound_contexts
+                             or any(p.search(origin.name) for p in trunks)):
         return m.INBOUND
     if any(p.search(leg.channel.name) for leg in call.callee_legs() for p in trunks):
         return m.OUTBOUND
@@ -44,6 +46,8 @@ def build(name: str, call: Call, leg: Leg, now: float, extra: list[tuple[str, st
     ]
     if call.queue:
         headers.append(("Queue", call.queue))
+    if call.intent is not None:
+        headers.append(("OriginateId", call.intent.originate_id))
     headers.extend(extra or ())
     headers.append(("StartTime", _iso(call.started_at)))
     text = "\r\n".join(f"{k}: {v}" for k, v in headers)
@@ -54,7 +58,8 @@ def build(name: str, call: Call, leg: Leg, now: float, extra: list[tuple[str, st
 
 
 def ringing(call: Call, leg: Leg, now: float) -> BridgeEvent:
-    return build(m.CALL_RINGING, call, leg, now)
+    # A party that answered without ringing first still rang, for no time: State ringing.
+    return build(m.CALL_RINGING, call, leg, now, state=m.RINGING)
 
 
 def answered(call: Call, leg: Leg, now: float) -> BridgeEvent:
@@ -71,6 +76,10 @@ def ended(call: Call, leg: Leg, now: float, reason: str, final: bool) -> BridgeE
         start, answer = leg.started_at, leg.answered_at
         cause, cause_txt = leg.cause, leg.cause_txt
     answered_leg = call.legs.get(call.answered_by) if call.answered_by else None
+    if answered_leg is not None and answered_leg.transferred and not final:
+        # A party's own end names who has the call now: nobody, while a transfer target rings.
+        # The final CallEnded still names the transferer when no new party ever answered.
+        answered_leg = None
     extra = [
         ("Reason", reason), ("Cause", cause or ""), ("CauseTxt", cause_txt or ""),
         ("Duration", _seconds(start, now)), ("Billsec", _seconds(answer, now) if answer else "0"),

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from bridge.calls import model as m
 from bridge.calls.channels import Channel
+from bridge.calls.intents import Intent
 
 CALLER = "caller"
 CALLEE = "callee"
@@ -30,6 +31,8 @@ class Leg:
     channels: list[Channel] = field(default_factory=list)
     parent: str | None = None        # key of the leg that dialed this one
     hop: bool = False                # a Local leg that dials further (queue, ring group)
+    awaits_dial_end: bool = False    # dialed by a 12+ DialBegin: answered at its DialEnd ANSWER
+    shadow: bool = False             # the twin of a leg that rang (see Call.twin): it stays silent
     rang: bool = False               # CallRinging emitted
     answered_at: float | None = None
     ended_at: float | None = None
@@ -37,6 +40,7 @@ class Leg:
     dial_status: str | None = None
     busy_seen: bool = False
     transferred: bool = False
+    end_reported: bool = False       # its own (non-final) CallEnded went out
     cause: str | None = None
     cause_txt: str | None = None
 
@@ -65,6 +69,8 @@ class Call:
     legs: dict[str, Leg] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)     # uniqueids not yet hung up
     originated: bool = False         # the first channel was created Down: an Originate's
+    intent: Intent | None = None     # placed by our own ClickToCall/Originate: who meant to call whom
+    entered: str | None = None       # where an originated call's first channel entered the dialplan
     answered_at: float | None = None
     answered_by: str | None = None   # leg key
     ended_at: float | None = None
@@ -107,16 +113,30 @@ class Call:
             leg = self.legs.get(leg.parent) or leg
         return False
 
+    def twin(self, leg: Leg) -> Leg | None:
+        """A Local hop and the leg it dials for the same extension (Local/218@hop → 218@phones,
+        as FreePBX dials every extension) are one party; their DialBegins come in either order."""
+        parent = self.legs.get(leg.parent or "")
+        if parent is not None and parent.role == CALLEE and parent.extension == leg.extension:
+            return parent
+        return next((o for o in self.legs.values() if o.parent == leg.key and o.role == CALLEE
+                     and o.extension == leg.extension), None)
+
     def other_live_parties(self, leg: Leg) -> bool:
         """Is anyone besides `leg` still ringing or talking on a callee leg?"""
-        return any(o is not leg and o.ended_at is None and not o.hop for o in self.callee_legs())
+        return any(o is not leg and o.ended_at is None and not o.hop and not o.shadow
+                   for o in self.callee_legs())
 
     def caller_num(self) -> str:
+        if self.intent is not None:
+            return self.intent.caller    # the operator, whatever caller ID their phone was shown
         # Either half of a Local caller may carry the caller id (the ;2 half dials on).
         num = next((ch.cid_num for ch in self.origin.channels if ch.cid_num), None)
         return num or ("" if self.direction == m.INBOUND else self.origin.extension)
 
     def caller_name(self) -> str:
+        if self.intent is not None and self.intent.caller not in {ch.cid_num for ch in self.origin.channels}:
+            return ""                    # the caller ID set on the operator's phone names the number
         return next((ch.cid_name for ch in self.origin.channels if ch.cid_name), "")
 
     def info(self) -> m.CallInfo:
@@ -133,11 +153,16 @@ def leg_reason(call: Call, leg: Leg) -> str:
     """Why `leg` ended, from what Asterisk told us (DialStatus on 12+, causes and states on both)."""
     if leg.transferred:
         return m.R_TRANSFERRED
-    if leg.answered_at is not None:
+    if leg.answered_at is not None and not (leg.role == CALLER and call.entered is not None):
+        # An originated call's first leg picking up and going on into the dialplan is the call
+        # starting, not being answered (straight into an application, it is what answered).
         return m.R_ANSWERED
     if call.lost and leg.cause is None:
         return m.R_LOST
     status, cause = leg.dial_status, leg.cause
+    twin = call.twin(leg)
+    if status in (None, "CANCEL") and twin is not None and twin.dial_status not in (None, "CANCEL"):
+        status = twin.dial_status   # the outer Dial of a hop knows it was NOANSWER/BUSY
     if cause in CAUSE_ANSWERED_ELSEWHERE:
         return m.R_ANSWERED_ELSEWHERE
     if status == "BUSY" or cause in CAUSE_BUSY or leg.busy_seen:

@@ -11,6 +11,7 @@ from bridge.ari.event import AriEvent
 from bridge.calls import ari, asterisk11, asterisk12, common
 from bridge.calls.common import to_int
 from bridge.calls.engine import CallEngine
+from bridge.calls.intents import Intent
 from bridge.calls.model import CALL_EVENT_NAMES, ENDED, CallInfo
 from bridge.config import CallsConfig
 from bridge.events.model import BridgeEvent
@@ -56,6 +57,12 @@ class CallTracker:
             engine.out = []
             handler(engine, server, message)
             return engine.out
+
+    def expect_originate(self, server: str, uniqueid: str, originate_id: str, caller: str,
+                         callee: str) -> None:
+        """Our own Originate/ClickToCall is about to start a call whose first channel has
+        `uniqueid`: tell its story as `caller` (the extension) calling `callee` (the number)."""
+        self._engine.intents.expect(server, uniqueid, Intent(originate_id, caller, callee))
 
     def mark(self) -> int:
         """Take before sending CoreShowChannels; pass to reconcile() as `since_mark`."""

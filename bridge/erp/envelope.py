@@ -13,7 +13,8 @@ CONTENT_TYPE = "text/xml; charset=utf-8"
 
 # Normalized call fields in the order events.wsdl declares them (the call model's header names).
 CALL_FIELDS = ("CallId", "Linkedid", "Extension", "CallerIDNum", "CallerIDName", "CalleeNum",
-               "Direction", "State", "AnsweredBy", "Reason", "Cause", "CauseTxt", "Duration", "Billsec")
+               "Direction", "State", "AnsweredBy", "Reason", "Cause", "CauseTxt", "Duration", "Billsec",
+               "OriginateId")
 _CALL_FIELDS_LOWER = {f.lower(): f for f in CALL_FIELDS}
 
 # XML 1.0 Char production: anything else (AMI values may carry NUL, ESC, BEL from phones and

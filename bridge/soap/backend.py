@@ -9,6 +9,7 @@ from typing import Callable, Mapping, Sequence
 import bridge
 from bridge.ami import names
 from bridge.ami.actions import Action
+from bridge.calls.channels import device_of
 from bridge.config import SoapConfig
 from bridge.errors import AmiActionError, AmiConnectionError, SoapRequestError
 from bridge.soap import validation
@@ -108,6 +109,10 @@ class BridgeBackend:
             ChannelId=channel_id, Async=True)
         ring_timeout_s = request.timeout_ms / 1000.0 if request.timeout_ms else None
         self.originates.register(originate_id, server, request.channel, channel_id, ring_timeout_s)
+        if channel_id is not None:
+            # The events of this call then say: the extension on `channel` calls `exten`.
+            self.calls.expect_originate(server, channel_id, originate_id, device_of(request.channel),
+                                        request.exten)
         try:
             self._run(client, action)
         except (AmiActionError, AmiConnectionError) as exc:

@@ -29,7 +29,7 @@ MIN_TIMEOUT_MS = 1_000
 MAX_TIMEOUT_MS = 3_600_000
 
 # Technology/resource, e.g. PJSIP/202, SIP/trunk/89001234567, Local/202@from-internal.
-# `;` for the halves of a Local channel (`Local/101@phones-00000001;1`), as GetActiveCalls lists them.
+# A live Local channel's name ends in `;1`/`;2` (the half): Hangup/Redirect must accept it.
 _CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*/[A-Za-z0-9_\-.@/:+#*~]+(;[12])?\Z")
 _CONTEXT = re.compile(r"[A-Za-z0-9_\-.]+\Z")
 # Dialable strings only: no dialplan patterns (a leading `_`, as in `_X.`) and no `|`/`,`.
@@ -82,7 +82,7 @@ def text(field: str, value: object, limit: int, pattern: re.Pattern | None = Non
 
 def _describe(pattern: re.Pattern) -> str:
     return {
-        _CHANNEL: "expected Technology/resource of letters, digits and _-.@/:+#*~ (and ;1 or ;2 for Local)",
+        _CHANNEL: "expected Technology/resource of letters, digits and _-.@/:+#*~ (and a Local ;1/;2 half)",
         _CONTEXT: "letters, digits, '_', '-', '.'",
         _EXTEN: "letters, digits and + * # _ - .",
         _ACCOUNT: "letters, digits and _ - . @ :",

@@ -197,3 +197,12 @@ def originate_response(profile: str, action_id: str, ch: Chan | None, channel: s
         ("Reason", str(reason)), ("Uniqueid", no_id if failed else ch.uniqueid),
         ("CallerIDNum", cid_num or "<unknown>"), ("CallerIDName", cid_name or "<unknown>"),
     ]
+
+
+def agent_event(event: str, caller: Chan, member: Chan, queue: str, interface: str,
+                extra: Pairs = ()) -> Pairs:
+    """12+ `AgentCalled`/`AgentConnect`/`AgentComplete` (class agent): the waiting caller's
+    snapshot, the member channel's as `Dest*`, then the queue and member (live-queue-22.10.1)."""
+    return ([("Event", event), ("Privilege", AGENT)] + snapshot(ASTERISK20, caller)
+            + snapshot(ASTERISK20, member, "Dest")
+            + [("Queue", queue), ("Interface", interface), ("MemberName", interface)] + list(extra))

@@ -3,6 +3,9 @@
 Pure functions, no sockets: the simulator plays them, tests feed them to the call tracker.
 The order of events per scenario follows the real captures in tests/fixtures/ami (Asterisk
 11.25.3 and 22.10.1), re-dressed with SIP/PJSIP phones instead of the captures' Local channels.
+The asterisk20 profile follows `live-<scenario>-22.10.1.ami`: each scenario played on a real
+Asterisk 22.10.1 (tests/fidelity/record.py), where a phone is the Local half that faces the
+dialplan (the dialed ;1, the dialing ;2); tests/fidelity proves both tell the same story.
 """
 
 from __future__ import annotations
@@ -105,8 +108,11 @@ class _Script:
             self.emit(shapes.dial_begin(self.profile, src, dst, dialstring))
         if ringing:
             self.set_state(dst, 5)
-            if not self.old:
-                self.emit(shapes.dial_state(self.profile, src, dst, "RINGING"))
+            self.dial_state_of(src, dst)
+
+    def dial_state_of(self, src: Chan | None, dst: Chan) -> None:
+        if not self.old:
+            self.emit(shapes.dial_state(self.profile, src, dst, "RINGING"))
 
     def dial_end(self, src: Chan | None, dst: Chan, status: str) -> None:
         """12+ only: DialEnd per peer at answer/cancel (11 sends `Dial End` when Dial returns)."""
@@ -125,13 +131,14 @@ class _Script:
         a.conn_num, a.conn_name = b.cid_num, b.cid_name
 
     def bridge(self, a: Chan, b: Chan) -> str:
+        """`a` the caller, `b` the party that answered; on 22 the answering party enters first."""
         self._bridges += 1
         bridge_id = f"6b1d{self.seq:04x}-0000-4000-8000-{self._bridges:012x}"
         if self.old:
             self.emit(shapes.bridge_11("Link", a, b))
             return bridge_id
         self.emit(shapes.bridge_head("BridgeCreate", bridge_id, 0))
-        for count, ch in enumerate((a, b), 1):
+        for count, ch in enumerate((b, a), 1):
             self.emit(shapes.bridge_head("BridgeEnter", bridge_id, count) + shapes.snapshot(self.profile, ch))
         return bridge_id
 
@@ -143,6 +150,19 @@ class _Script:
             self.emit(shapes.bridge_head("BridgeLeave", bridge_id, count) + shapes.snapshot(self.profile, ch))
         self.emit(shapes.bridge_head("BridgeDestroy", bridge_id, 0))
 
+    def hangup_bridged(self, bridge_id: str, leaver: Chan, stayer: Chan,
+                       after_request: list[tuple[str, str]] | None = None) -> None:
+        """22: `leaver` hangs up while bridged with `stayer`, who is hung up by the bridge's end
+        (HangupRequest, BridgeLeave, Hangup, the peer's BridgeLeave, BridgeDestroy, its Hangup)."""
+        self.emit(shapes.hangup_request(self.profile, leaver))
+        if after_request:
+            self.emit(after_request)
+        self.emit(shapes.bridge_head("BridgeLeave", bridge_id, 1) + shapes.snapshot(self.profile, leaver))
+        self.hangup(leaver, 16, "Normal Clearing")
+        self.emit(shapes.bridge_head("BridgeLeave", bridge_id, 0) + shapes.snapshot(self.profile, stayer))
+        self.emit(shapes.bridge_head("BridgeDestroy", bridge_id, 0))
+        self.hangup(stayer, 16, "Normal Clearing")
+
     def hangup(self, ch: Chan, cause: int, cause_txt: str, request: bool = False) -> None:
         if request:
             self.emit(shapes.hangup_request(self.profile, ch))
@@ -150,14 +170,14 @@ class _Script:
 
 
 def _phone_call(s: _Script, caller: str, caller_name: str, callee: str, context: str,
-                cid: tuple[str, str] | None = None) -> tuple[Chan, Chan]:
+                cid: tuple[str, str] | None = None, ringing: bool = True) -> tuple[Chan, Chan]:
     """Caller picks up and dials `callee`: caller channel, callee channel (ringing)."""
     cid = cid or (caller, caller_name)
     a = s.channel(caller, context, callee, state=4, cid=cid)
     s.emit(shapes.newexten(s.profile, a, "Dial", f"{'SIP' if s.old else 'PJSIP'}/{callee},30"))
     s.wait(0.05)
     b = s.channel(callee, context, callee, linked=a, cid=(callee, ""), conn=cid)
-    s.dial(a, b, callee)
+    s.dial(a, b, callee, ringing=ringing)
     return a, b
 
 
@@ -170,7 +190,9 @@ def _answered(s: _Script, caller: str, caller_name: str, callee: str, context: s
     s.set_state(a, 6)
     bridge = s.bridge(a, b)
     s.wait(TALK_S)
-    s.hangup(b, 16, "Normal Clearing", request=True)  # callee hangs up first
+    if not s.old:
+        return s.hangup_bridged(bridge, b, a)     # callee hangs up first
+    s.hangup(b, 16, "Normal Clearing", request=True)
     s.unbridge(bridge, a, b)
     s.dial_app_end(a, b, "ANSWER")
     s.hangup(a, 16, "Normal Clearing")
@@ -180,13 +202,21 @@ def _noanswer(s: _Script, caller: str, caller_name: str, callee: str, context: s
     a, b = _phone_call(s, caller, caller_name, callee, context)
     s.wait(RING_S * 3)  # Dial timeout
     s.dial_end(a, b, "NOANSWER")
-    s.hangup(b, 19, "User alerting, no answer")
+    # Dial hangs up the peer it gave up on without a cause on 22 (live-noanswer-22.10.1: 0).
+    s.hangup(b, 19, "User alerting, no answer") if s.old else s.hangup(b, 0, "Unknown")
     s.dial_app_end(a, b, "NOANSWER")
     s.hangup(a, 16, "Normal Clearing")
 
 
 def _busy(s: _Script, caller: str, caller_name: str, callee: str, context: str) -> None:
     cid = (caller, caller_name)
+    if not s.old:
+        # live-busy-22.10.1: the dialed channel never changes state (only the busy phone's own
+        # side does); DialEnd BUSY, the peer hangs up with 17, the caller's dialplan with 16.
+        a, b = _phone_call(s, caller, caller_name, callee, context, ringing=False)
+        s.dial_end(a, b, "BUSY")
+        s.hangup(b, 17, "User busy")
+        return s.hangup(a, 16, "Normal Clearing")
     a = s.channel(caller, context, callee, state=4, cid=cid)
     s.wait(0.05)
     b = s.channel(callee, context, callee, linked=a, cid=(callee, ""), conn=cid)
@@ -219,6 +249,8 @@ def _queue(s: _Script, caller: str, caller_name: str, queue_exten: str, *, queue
     legs = []
     for member in members:
         m = s.channel(member, "from-internal", member, linked=a, cid=(queue_exten, ""), conn=cid)
+        if not s.old:
+            s.emit(shapes.agent_event("AgentCalled", a, m, queue, f"PJSIP/{member}"))
         s.dial(a, m, f"{'SIP' if s.old else 'PJSIP'}/{member}", by_queue=True)
         legs.append(m)
     s.wait(RING_S)
@@ -233,11 +265,19 @@ def _queue(s: _Script, caller: str, caller_name: str, queue_exten: str, *, queue
         s.dial_end(a, m, "CANCEL")
         s.hangup(m, 26, "Answered elsewhere")
     s.emit(shapes.queue_leave(s.profile, a, queue, 0))
+    interface = f"PJSIP/{members[answer_index]}"
+    times = [("HoldTime", str(int(RING_S))), ("RingTime", str(int(RING_S)))]
+    if not s.old:
+        s.emit(shapes.agent_event("AgentConnect", a, answerer, queue, interface, times))
     s.connect(a, answerer)
     s.set_state(a, 6)
     bridge = s.bridge(a, answerer)
     s.wait(TALK_S)
-    s.hangup(a, 16, "Normal Clearing", request=True)  # the outside caller hangs up
+    if not s.old:   # the outside caller hangs up
+        done = shapes.agent_event("AgentComplete", a, answerer, queue, interface, [
+            times[0], ("TalkTime", str(int(TALK_S))), ("Reason", "caller")])
+        return s.hangup_bridged(bridge, a, answerer, after_request=done)
+    s.hangup(a, 16, "Normal Clearing", request=True)
     s.unbridge(bridge, answerer, a)
     s.hangup(answerer, 16, "Normal Clearing")
 
@@ -257,6 +297,8 @@ def _blind_transfer(s: _Script, caller: str, caller_name: str, callee: str, cont
     # then BridgeLeave), so `Newexten` on a bridged channel is how a redirect shows.
     a.exten = target
     s.emit(shapes.newexten(s.profile, a, "Dial", f"{'SIP' if s.old else 'PJSIP'}/{target},30"))
+    if not s.old:
+        return _blind_transfer_20(s, bridge, a, b, target, context, (caller, caller_name))
     s.unbridge(bridge, a, b)
     s.dial_app_end(a, b, "ANSWER")
     s.hangup(b, 16, "Normal Clearing")
@@ -272,6 +314,27 @@ def _blind_transfer(s: _Script, caller: str, caller_name: str, callee: str, cont
     s.unbridge(bridge, a, c)
     s.dial_app_end(a, c, "ANSWER")
     s.hangup(c, 16, "Normal Clearing")
+
+
+def _blind_transfer_20(s: _Script, bridge: str, a: Chan, b: Chan, target: str, context: str,
+                      cid: tuple[str, str]) -> None:
+    """live-blind-transfer-22.10.1: the caller leaves the bridge, the one left behind leaves and
+    hangs up, then the caller's new Dial begins. (The two threads race: another recording had
+    the target's Newchannel/DialBegin/ringing before the left party's BridgeLeave and Hangup;
+    tests/calls/test_story_orders.py checks the story is the same either way.)"""
+    s.emit(shapes.bridge_head("BridgeLeave", bridge, 1) + shapes.snapshot(s.profile, a))
+    s.emit(shapes.bridge_head("BridgeLeave", bridge, 0) + shapes.snapshot(s.profile, b))
+    s.hangup(b, 16, "Normal Clearing")
+    s.emit(shapes.bridge_head("BridgeDestroy", bridge, 0))
+    c = s.channel(target, context, target, linked=a, cid=(target, ""), conn=cid)
+    s.dial(a, c, target)
+    s.wait(RING_S)
+    s.set_state(c, 6)
+    s.dial_end(a, c, "ANSWER")
+    s.connect(a, c)
+    bridge = s.bridge(a, c)
+    s.wait(TALK_S)
+    s.hangup_bridged(bridge, a, c)
 
 
 def _originate(s: _Script, caller: str, caller_name: str, callee: str, *, channel: str | None = None,
@@ -291,33 +354,55 @@ def _originate(s: _Script, caller: str, caller_name: str, callee: str, *, channe
         s.emit(shapes.originate_response(s.profile, action_id, ch, dial_string, context, exten,
                                          ORIGINATE_REASON[outcome], caller, caller_name))
 
+    # On 22 (live-originate-*-22.10.1) the response comes before the failed channel's Hangup,
+    # after a timed-out one's, and once the answered operator's phone has begun to dial.
+    new = not s.old
     if outcome == "failed":
+        if new:
+            respond(None)
+            return s.hangup(a, 0, "Unknown")
         s.hangup(a, 0, "Unknown")
         return respond(None)
     if outcome == "busy":
         s.dial(None, a, device, ringing=False)
-        s.set_state(a, 7)
+        if s.old:
+            s.set_state(a, 7)   # 22: only the busy phone's own side goes Busy
         s.dial_end(None, a, "BUSY")
+        if new:
+            respond(None)
+            return s.hangup(a, 17, "User busy")
         s.hangup(a, 17, "User busy")
         return respond(None)
     s.dial(None, a, device)
     s.wait(RING_S)
     if outcome == "noanswer":
         # A timed-out Originate sends DialBegin and DialState RINGING but never DialEnd (22 capture).
+        if new:
+            s.hangup(a, 19, "User alerting, no answer")
+            return respond(None)
         respond(None)
         return s.hangup(a, 19, "User alerting, no answer")
     s.set_state(a, 6)
     s.dial_end(None, a, "ANSWER")
-    respond(a)
+    if s.old:
+        respond(a)
     s.emit(shapes.newexten(s.profile, a, "Dial", f"{dial_string.partition('/')[0]}/{exten},30"))
     b = s.channel(exten, context, exten, linked=a, cid=(exten, ""), conn=(caller, caller_name))
-    s.dial(a, b, exten)
+    if new:
+        s.emit(shapes.dial_begin(s.profile, a, b, exten))
+        respond(a)
+        s.set_state(b, 5)
+        s.dial_state_of(a, b)
+    else:
+        s.dial(a, b, exten)
     s.wait(RING_S)
     s.set_state(b, 6)
     s.dial_end(a, b, "ANSWER")
     s.connect(a, b)
     bridge = s.bridge(a, b)
     s.wait(TALK_S)
+    if new:
+        return s.hangup_bridged(bridge, b, a)
     s.hangup(b, 16, "Normal Clearing", request=True)
     s.unbridge(bridge, a, b)
     s.dial_app_end(a, b, "ANSWER")

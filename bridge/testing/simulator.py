@@ -66,12 +66,15 @@ class AmiSimulator:
     def __init__(self, profile: str = "asterisk20", host: str = "127.0.0.1", port: int = 0,
                  users: Mapping[str, str] | None = None, *, seed: int = 0, time_scale: float = 1.0,
                  originate_outcomes: Mapping[str, str] | None = None, tls_cert: str | None = None,
-                 tls_key: str | None = None) -> None:
+                 tls_key: str | None = None, timestamp_events: bool = False) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
         self.profile, self.host, self.port = profile, host, port
         self.users = dict(users if users is not None else {"bridge": "secret"})
         self.time_scale = time_scale  # multiplies scenario delays; tests use ~0.01
+        # manager.conf `timestampevents = yes`: scenario events carry `Timestamp` (their scripted
+        # time, unscaled), so a fast test run still shows the call's real durations.
+        self.timestamp_events = timestamp_events
         self.tech = "SIP" if profile == "asterisk11" else "PJSIP"
         # Originate outcome per dialled extension ("answered", "noanswer", "busy", "failed").
         self.originate_outcomes = dict(originate_outcomes or {})
@@ -253,10 +256,15 @@ class AmiSimulator:
         return call_id
 
     def _play(self, steps: Sequence) -> None:
+        scripted = time.time()
         for step in steps:
             if step.delay_s > 0 and self._stop_event.wait(step.delay_s * self.time_scale):
                 return
-            self.emit(step.headers)
+            scripted += step.delay_s
+            headers = list(step.headers)
+            if self.timestamp_events:   # Asterisk puts it right after Privilege
+                headers.insert(2, ("Timestamp", f"{scripted:.6f}"))
+            self.emit(headers)
 
     def originate(self, msg: Message, wait: bool) -> str:
         """Play the `originate` scenario for an Originate action; returns the outcome."""

@@ -53,6 +53,9 @@ def shape(items: list) -> list:
 # was a message when the buffer was whole (fast path) but blank when split (careful path)
 @example(b"A" * 1918 + b"/\n", [1919], True)  # found by this test: an over-long first line was a
 # banner when whole but not when split; now over max_line is never a banner
+@example(b"Response: Follows\x00\x00" + b"A" * 700 + b"\x00\n\n" + b"\x00" * 16 + b"A" * 700, [516], False)
+# found by this test: a Follows body over max_message without --END COMMAND-- was dropped up to
+# its later empty line when split, but together with that line and what followed when whole
 def test_same_messages_and_bounded_buffer_when_arbitrary_bytes_arrive_in_any_chunks(data, points, banner):
     limits = dict(max_line=SMALL_LIMIT, max_message=SMALL_LIMIT, expect_banner=banner)
     try:

@@ -35,6 +35,13 @@ def comparable(event) -> tuple:
     return (event.name,) + tuple(d.get(k, "-") for k in COMPARED)
 
 
+def untimed(event) -> tuple:
+    """comparable() without Duration/Billsec: for calls timed by the wall clock, where a loaded
+    machine stalling half a second mid-call rounds a duration up."""
+    d = dict(event.headers)
+    return (event.name,) + tuple(d.get(k, "-") for k in COMPARED if k not in ("Duration", "Billsec"))
+
+
 def short(event) -> str:
     """`CallEnded 902 answered` style summary: name, Extension, then Reason when present."""
     d = dict(event.headers)

@@ -17,10 +17,14 @@ CALLS = [
     ("CallEnded", "400", "400", "400", "ended", "busy", "17", "", ""),
     # orig-999-noexten: no such extension.
     ("CallEnded", "999", "999", "999", "ended", "failed", "0", "", ""),
+    # orig-sync-100: Local/100 (CallerID 101) picks up and is sent to extension 100, whose
+    # dialplan (Answer, Wait) handles the call itself: 100 rang for no time and answered.
+    ("CallRinging", "100", "101", "100", "ringing", "-", "-", "-", "-"),
+    ("CallAnswered", "100", "101", "100", "answered", "-", "-", "-", "100"),
     ("CallEnded", "100", "202", "100", "ended", "answered", "16", "caller", "100"),
-    # orig-100-app and orig-sync-100: originated straight into an application.
+    # orig-100-app: originated straight into an application (Wait), no dialplan.
     ("CallEnded", "100", "100", "100", "ended", "answered", "0", "", ""),
-    ("CallEnded", "100", "101", "100", "ended", "answered", "16", "", ""),
+    ("CallEnded", "100", "101", "100", "ended", "answered", "16", "caller", "100"),
     ("CallEnded", "300", "300", "300", "ended", "no-answer", "19", "", ""),
 ]
 
@@ -40,11 +44,12 @@ QUEUE = [
 
 TRANSFER_22 = [
     # Local/810 ("Клиент" 79160000001) dials Local/800, answered; AMI Redirect moves the
-    # caller's leg to extension 100 while bridged; 800 is left and hangs up.
+    # caller's leg to extension 100 while bridged; 800 is left and hangs up. 800 answered the
+    # call (100 is dialplan, no new party), and the caller's leg hung up last.
     ("CallRinging", "800", "79160000001", "800", "ringing", "-", "-", "-", "-"),
     ("CallAnswered", "800", "79160000001", "800", "answered", "-", "-", "-", "800"),
     ("CallTransferred", "800", "79160000001", "800", "answered", "-", "-", "-", "-"),
-    ("CallEnded", "800", "79160000001", "800", "ended", "answered", "16", "caller", ""),
+    ("CallEnded", "800", "79160000001", "800", "ended", "answered", "16", "caller", "800"),
 ]
 
 
@@ -91,8 +96,8 @@ def test_same_sequence_when_the_scenario_comes_from_11_or_22(name):
 
 
 @pytest.mark.parametrize("outcome,expected", [
-    ("200-answered", CALLS[:2] + [CALLS[5]]),
-    ("300-noanswer", [CALLS[2], CALLS[8]]),
+    ("200-answered", CALLS[:2] + [CALLS[7]]),
+    ("300-noanswer", [CALLS[2], CALLS[10]]),
     ("400-busy", [CALLS[3]]),
 ])
 def test_single_originate_capture_gives_its_calls_sequence_when_replayed(outcome, expected):

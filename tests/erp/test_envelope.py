@@ -85,3 +85,13 @@ def test_redact_masks_secret_looking_headers_when_logging():
                     order_key="k")
     out = redact(build_envelope(e))
     assert "hunter2" not in out and "abc<" not in out and ">202<" in out
+
+
+def test_originate_id_reaches_the_call_element_when_the_bridge_placed_the_call(schema, push_event_input):
+    # A ClickToCall/Originate call: 1C matches its click to the call by the id it was returned.
+    e = BridgeEvent(server="pbx1", name="CallRinging", kind=NORMALIZED,
+                    headers=(("CallId", "abc"), ("Extension", "601"), ("OriginateId", "abc")),
+                    text="", order_key="abc", call={"CallId": "abc", "Extension": "601", "OriginateId": "abc"})
+    env = build_envelope(e)
+    schema.assertValid(body_element(env))
+    assert push_event_input.deserialize(etree.fromstring(env.encode())).call.OriginateId == "abc"
