@@ -57,7 +57,8 @@ def on_caller_id(engine: CallEngine, server: str, msg: Message) -> None:
 
 def on_dialplan(engine: CallEngine, server: str, msg: Message) -> None:
     uid = msg.get("channel.id")
-    engine.newexten(server, uid, msg.get("channel.dialplan.context") or "", msg.get("channel.dialplan.exten") or "")
+    engine.newexten(server, uid, msg.get("channel.dialplan.context") or "", msg.get("channel.dialplan.exten") or "",
+                    msg.get("dialplan_app"))
     if (msg.get("dialplan_app") or "").lower() == "queue":
         queue = (msg.get("dialplan_app_data") or "").split(",")[0]
         engine.queue_join(server, uid, queue or None)

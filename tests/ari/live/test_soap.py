@@ -49,8 +49,12 @@ def test_click_to_call_is_answered_and_reported_when_placed_over_ari(soap):
     client, ari, _, _ = soap
     originate_id = client.service.ClickToCall(extension="401", number="102")
     assert wait_until(lambda: ari.call_ended(originate_id), timeout_s=15)
-    names = [e.name for e in ari.sink.normalized(originate_id)]
-    assert names == ["CallRinging", "CallAnswered", "CallEnded"]
+    # The operator's phone (401) rings and picks up, then the number (102) rings, answers, hangs up.
+    story = [(e.name, e.get("Extension"), e.get("CallerIDNum"), e.get("CalleeNum"), e.get("AnsweredBy") or "")
+             for e in ari.sink.normalized(originate_id)]
+    assert story == [("CallRinging", "401", "401", "102", ""), ("CallAnswered", "401", "401", "102", "401"),
+                     ("CallRinging", "102", "401", "102", ""), ("CallAnswered", "102", "401", "102", "102"),
+                     ("CallEnded", "102", "401", "102", "102")]
     status = client.service.GetOriginateStatus(originateId=originate_id)
     assert (status.status, status.reason, status.uniqueid) == ("success", "answered", originate_id)
 
@@ -84,8 +88,11 @@ def test_hangup_by_call_id_ends_a_ringing_call_when_asked_over_ari(soap):
 def test_hangup_by_channel_name_and_redirect_refusal_when_channel_runs_dialplan(soap):
     client, ari, _, _ = soap
     originate_id = client.service.ClickToCall(extension="404", number="405")   # both answer and talk 20 s
-    assert wait_until(lambda: any(e.name == "CallAnswered" for e in ari.sink.normalized(originate_id)), timeout_s=10)
-    callee = next(leg.channel for leg in ari.tracker.call(originate_id).legs if leg.extension == "405")
+    assert wait_until(lambda: any(e.name == "CallAnswered" and e.get("Extension") == "405"
+                                  for e in ari.sink.normalized(originate_id)), timeout_s=10)
+    legs = ari.tracker.call(originate_id).legs
+    callee = next((leg.channel for leg in legs if leg.extension == "405"), None)
+    assert callee, legs
     with pytest.raises(zeep.exceptions.Fault) as info:
         client.service.Redirect(channel=callee, context="parked", exten="900")
     assert "not in Stasis application" in info.value.message and "409" in info.value.message
