@@ -119,3 +119,16 @@ def originate(ami, exten: str, channel_id: str) -> None:
 
 def _raw(bridge):
     return [e for e, _ in bridge.sink.accepted if e.kind == "raw"]
+
+
+@pytest.mark.parametrize("secret, ok, detail", [
+    (ARI_SECRET, True, "logged in as ari (Asterisk 22.10.1, ARI)"),
+    ("not-the-password", False, "ARI user 'ari': HTTP 401, wrong user or password (ari.conf [ari])"),
+])
+def test_check_logs_in_over_ari_or_names_the_refusal_when_run(pbx, secret, ok, detail):
+    from bridge.preflight import check_ami
+    from tests.ari.live.stack import ami_config
+
+    result = check_ami(ami_config(pbx, "ari", secret=secret), 5.0)
+    assert (result.ok, result.detail) == (ok, detail)
+    assert f"ARI {pbx.ari_url}" in result.name and "not-the-password" not in result.detail
