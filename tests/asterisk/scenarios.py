@@ -183,6 +183,7 @@ def _(live):
 
 # --- transfers, and the SOAP service acting on a call in progress --------------------------------
 
+MOMENT = (0, 2)         # the agent talks until the driver transfers: a moment, longer on a loaded box
 XFER_TALK = (4, 9)      # from the first answer: 1-2 s with the first agent, ring, 3 s with the second
 # A blind transfer: the agent's own CallEnded names nobody as AnsweredBy (nobody has the call
 # while the target rings); the target answers it from its CallAnswered on. Asterisk
@@ -190,7 +191,7 @@ XFER_TALK = (4, 9)      # from the first answer: 1-2 s with the first agent, rin
 
 
 @scenario("blind-transfer-ami-redirect", story("79160000008", "608", IN,
-          ring("608"), answer("608"), xfer("608", "112"), at_once(left("608", "transferred", "answered"),
+          ring("608"), answer("608"), xfer("608", "112"), at_once(left("608", "transferred", "answered", "", MOMENT),
                   ring("112", "answered")), answer("112"), end("112", "answered", "112", XFER_TALK)))
 def _(live):
     call_id = live.inbound("79160000008", "608")
@@ -202,7 +203,7 @@ def _(live):
 
 
 @scenario("blind-transfer-ami-blindtransfer", story("79160000009", "609", IN,
-          ring("609"), answer("609"), xfer("609", "113"), at_once(left("609", "transferred", "answered"),
+          ring("609"), answer("609"), xfer("609", "113"), at_once(left("609", "transferred", "answered", "", MOMENT),
                   ring("113", "answered")), answer("113"), end("113", "answered", "113", XFER_TALK)))
 def _(live):
     call_id = live.inbound("79160000009", "609")
@@ -238,7 +239,7 @@ def _(live):
 
 
 @scenario("soap-redirect", story("79160000013", "612", IN,
-          ring("612"), answer("612"), xfer("612", "114"), at_once(left("612", "transferred", "answered"),
+          ring("612"), answer("612"), xfer("612", "114"), at_once(left("612", "transferred", "answered", "", MOMENT),
                   ring("114", "answered")), answer("114"), end("114", "answered", "114", XFER_TALK)))
 def _(live):
     call_id = live.inbound("79160000013", "612")
