@@ -25,7 +25,7 @@ class AmiConfig:
     port: int = 5038
     username: str = ""
     secret: str = field(default="", repr=False)
-    auth: str = "md5"                  # md5 | plain
+    auth: str = ""                     # tcp: md5 | plain (default md5); http: cookie | digest (default cookie)
     tls: bool = False
     ca_file: str | None = None
     events: str = "on"                 # on | off | comma-separated classes
@@ -34,11 +34,20 @@ class AmiConfig:
     connect_timeout_s: float = 5.0
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
-    transport: str = "tcp"             # tcp (AMI) | ari (events WebSocket + REST)
-    url: str = ""                      # ari: e.g. http://pbx:8088/ari/ (http.conf port, https for TLS)
-    verify_tls: bool = True            # ari over https: check the server certificate (ca_file or system CAs)
+    # AJAM (transport = "http"): Asterisk's HTTP manager, long-polled with WaitEvent.
+    # ARI (transport = "ari"): the events WebSocket and REST (bridge.ari).
+    transport: str = "tcp"             # tcp | http | ari
+    url: str = ""                      # http: https://pbx:8089/asterisk/ (http.conf prefix); ari: http://pbx:8088/ari/
+    verify_tls: bool = True
+    proxy: str | None = None
+    wait_timeout_s: float = 20.0       # WaitEvent Timeout; Asterisk caps it at httptimeout - 10 s
+    httptimeout_s: float = 60.0        # manager.conf httptimeout of that Asterisk (its session lifetime)
     app: str = "asterisk-bridge"       # ari: the Stasis application name the WebSocket subscribes as
     hint_device: str = "PJSIP/{extension}"  # ari: the device GetExtensionState reads (ARI cannot read hints)
+
+    def __post_init__(self) -> None:
+        if not self.auth:  # the default depends on the transport
+            object.__setattr__(self, "auth", "cookie" if self.transport == "http" else "md5")
 
 
 @dataclass(frozen=True)

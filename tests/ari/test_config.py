@@ -32,7 +32,7 @@ def test_tcp_stays_the_default_transport_when_none_is_named():
     ({"transport": "ari", "url": "http://pbx:8088/ari/"}, "ami[0].username: required (the user's [section]"),
     ({"transport": "ari", "url": "http://pbx:8088/ari/", "username": "u", "app": "my app"}, "ami[0].app:"),
     ({"transport": "ari", "url": "http://pbx:8088/ari/", "username": "u", "tls": True}, "ami[0].tls: not used"),
-    ({"transport": "ws", "username": "u"}, "ami[0].transport: 'ws' is not one of tcp, ari"),
+    ({"transport": "ws", "username": "u"}, "ami[0].transport: 'ws' is not one of tcp, http, ari"),
 ])
 def test_config_check_names_the_key_when_an_ari_table_is_wrong(ami, problem):
     with pytest.raises(ConfigError) as info:
