@@ -205,7 +205,7 @@ def resolve_sqlite(database, base_dir: str, problems: list[str]):
 
     try:
         url = make_url(database.url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # e.g. a non-numeric port: config checks name the key
         return database
     path = url.database or ""
     if (url.get_backend_name() != "sqlite" or not path or path == ":memory:"
