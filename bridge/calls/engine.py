@@ -25,7 +25,7 @@ from typing import Callable
 
 from bridge.calls import model as m
 from bridge.calls import normalize
-from bridge.calls.channels import Channel, device_of, dial_target, known, leg_key
+from bridge.calls.channels import Channel, device_of, dial_target, is_local, known, leg_key
 from bridge.calls.endings import Endings
 from bridge.calls.intents import Intents
 from bridge.calls.state import CALLEE, CALLER, Call, Leg
@@ -243,7 +243,7 @@ class CallEngine(Endings):
             if call.intent is not None or (call.originated and leg.rang):
                 if not leg.rang:
                     self._ring(call, leg)
-                self._emit(normalize.answered(call, leg, now))
+                self._report_answer(call, leg, now)
             return
         if leg.role != CALLEE:
             return
@@ -254,7 +254,7 @@ class CallEngine(Endings):
             self._ring(call, leg)   # answered without ringing first: it rang for no time
         call.answered_at = call.answered_at or now
         call.answered_by = leg.key
-        self._emit(normalize.answered(call, leg, now))
+        self._report_answer(call, leg, now)
 
     def bridge_enter(self, server: str, uniqueid: str | None, bridge_id: str) -> None:
         ch = self.channel(server, uniqueid)
@@ -290,6 +290,7 @@ class CallEngine(Endings):
             return
         if app and ch.state == UP_STATE and not app.startswith("AppDial"):
             self._originated_dialplan(ch, exten, app)
+            self._far_half_app(ch, app)
         moved = bool(exten) and (exten != ch.exten or (context and context != ch.context))
         if ch.bridge and moved:
             peer = next((o for o in self.channels_of(ch) if o is not ch and o.bridge == ch.bridge
@@ -311,6 +312,50 @@ class CallEngine(Endings):
             answered_by = Leg(f"{leg.key}>{number}", CALLEE, number, self.clock(), [ch], parent=leg.key)
             call.legs[answered_by.key] = answered_by
             self._answer(call, answered_by)
+
+    def originate_response(self, server: str, uniqueid: str | None, application: str | None,
+                           success: bool) -> None:
+        """An Originate straight into an application (`Application: Wait`, no Context/Exten):
+        the channel it created is the party called (Local/100@test: extension 100) and the
+        application is the originator's own side. Its OriginateResponse, which names the
+        application, comes right after the answer (calls-11.25.3 and calls-22.10.1 captures)."""
+        ch = self.channel(server, uniqueid)
+        if not application or not success or ch is None:
+            return
+        call, leg = self.call_of(ch)
+        if leg is not call.origin or call.entered is not None:
+            return
+        call.into_app = True
+        # A phone's channel is the party as soon as it is up. A Local channel is whatever its
+        # far half's dialplan makes it: the party when it handles the call itself (Answer, Wait:
+        # the captures), a caller when it dials on (the live-*-22.10.1 captures place callers
+        # that way): decided when that half runs an application (_far_half_app).
+        if not is_local(ch.name) or leg.handles_call:
+            self._party_answered(call, leg)
+
+    def _far_half_app(self, ch: Channel, app: str) -> None:
+        """The ;2 half of an originated Local leg runs an application while up."""
+        call, leg = self.call_of(ch)
+        if leg is not call.origin or ch is leg.channels[0] or app.lower() in ROUTING_APPS:
+            return
+        leg.handles_call = True
+        if call.into_app:
+            self._party_answered(call, leg)
+
+    def _party_answered(self, call: Call, leg: Leg) -> None:
+        """An originated-into-application call's first leg answered: it is who answered."""
+        if leg.answered_at is None or call.answered_by is not None or call.callee_legs():
+            return
+        if not leg.rang:
+            self._ring(call, leg)   # answered without ringing first: it rang for no time
+        call.answered_at = leg.answered_at
+        call.answered_by = leg.key
+        if not leg.answer_reported:   # else it rang as the call's first party and said so then
+            self._report_answer(call, leg, self.clock())
+
+    def _report_answer(self, call: Call, leg: Leg, now: float) -> None:
+        leg.answer_reported = True
+        self._emit(normalize.answered(call, leg, now))
 
     def transfer(self, transferee: Channel, transferer: Channel | None, target: str, kind: str) -> None:
         call, moved = self.call_of(transferee)

@@ -37,7 +37,7 @@ NORMALIZED_EVENTS = (CALL_RINGING, CALL_ANSWERED, CALL_ENDED, CALL_TRANSFERRED)
 CALL_EVENT_NAMES = ("Newchannel", "Newstate", "NewCallerid", "Newexten", "HangupRequest", "Hangup",
                     "Dial", "Bridge", "Join", "Leave", "Transfer", "DialBegin", "DialEnd",
                     "BridgeEnter", "BridgeLeave", "QueueCallerJoin", "QueueCallerLeave",
-                    "BlindTransfer", "AttendedTransfer", "NewConnectedLine")
+                    "BlindTransfer", "AttendedTransfer", "NewConnectedLine", "OriginateResponse")
 
 
 @dataclass(frozen=True)
