@@ -21,7 +21,7 @@ REASON_CAUSE = {m.R_BUSY: ("17", "User busy"), m.R_NO_ANSWER: ("19", "User alert
 
 class Endings:
     """Hangup handling for CallEngine; uses its channel(), call_of(), clock, queued, _emit(),
-    _prepare(), _party_answered(). See engine.py for the theory of operation."""
+    _prepare(), _party_answered(), _operator_answered(). See engine.py for the theory of operation."""
 
     def hangup_request(self, server: str, uniqueid: str | None) -> None:
         ch = self.channel(server, uniqueid)
@@ -106,6 +106,7 @@ class Endings:
             # Up, yet it never ran dialplan nor dialed anyone: it was originated into an
             # application (its OriginateResponse missed, or its Local far half never ran one).
             self._party_answered(call, call.origin)
+        self._operator_answered(call)
         answered = call.legs.get(call.answered_by) if call.answered_by else None
         if answered is not None and answered.end_reported:
             answered = None   # it left earlier (a transfer) and has had its CallEnded

@@ -243,6 +243,12 @@ class CallEngine(Endings):
             if call.intent is not None or (call.originated and leg.rang):
                 if not leg.rang:
                     self._ring(call, leg)
+                if call.intent is None and call.entered is None:
+                    # Someone else's Originate: an operator picking up (dialplan follows) or,
+                    # sent into an application, the party called answering (CallState
+                    # answered). What comes next tells: OriginateResponse, Newexten, a Dial.
+                    leg.answer_pending = True
+                    return
                 self._report_answer(call, leg, now)
             return
         if leg.role != CALLEE:
@@ -307,6 +313,7 @@ class CallEngine(Endings):
             return
         if call.entered is None and exten:
             call.entered = exten
+            self._operator_answered(call)
         if app.lower() not in ROUTING_APPS and call.answered_by is None and not call.callee_legs():
             number = call.intent.callee if call.intent else call.entered or exten
             answered_by = Leg(f"{leg.key}>{number}", CALLEE, number, self.clock(), [ch], parent=leg.key)
@@ -320,9 +327,12 @@ class CallEngine(Endings):
         application is the originator's own side. Its OriginateResponse, which names the
         application, comes right after the answer (calls-11.25.3 and calls-22.10.1 captures)."""
         ch = self.channel(server, uniqueid)
-        if not application or not success or ch is None:
+        if not success or ch is None:
             return
         call, leg = self.call_of(ch)
+        if not application:
+            self._operator_answered(call)   # sent to a Context/Exten: it is the caller
+            return
         if leg is not call.origin or call.entered is not None:
             return
         call.into_app = True
@@ -354,8 +364,14 @@ class CallEngine(Endings):
             self._report_answer(call, leg, self.clock())
 
     def _report_answer(self, call: Call, leg: Leg, now: float) -> None:
-        leg.answer_reported = True
+        leg.answer_reported, leg.answer_pending = True, False
         self._emit(normalize.answered(call, leg, now))
+
+    def _operator_answered(self, call: Call) -> None:
+        """The originated call's first leg that picked up is its caller (an operator): say so."""
+        origin = call.origin if call.legs else None
+        if origin is not None and origin.answer_pending and call.answered_by != origin.key:
+            self._report_answer(call, origin, origin.answered_at or self.clock())
 
     def transfer(self, transferee: Channel, transferer: Channel | None, target: str, kind: str) -> None:
         call, moved = self.call_of(transferee)
@@ -404,6 +420,8 @@ class CallEngine(Endings):
         if twin is not None and twin.rang:
             leg.shadow = True    # Local/218@hop dialing 218: one party, and it already rang
             return
+        if leg is not call.origin:
+            self._operator_answered(call)   # its far half dialed on: the origin is the caller
         leg.rang = True
         leg.started_at = self.clock()
         self._flush_deferred(call)

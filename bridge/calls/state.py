@@ -42,6 +42,7 @@ class Leg:
     transferred: bool = False
     end_reported: bool = False       # its own (non-final) CallEnded went out
     answer_reported: bool = False    # its CallAnswered went out
+    answer_pending: bool = False     # an originated first leg answered: as the caller or the party?
     handles_call: bool = False       # a Local leg whose far half runs an application (not Dial) while up
     cause: str | None = None
     cause_txt: str | None = None
