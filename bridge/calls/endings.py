@@ -106,7 +106,8 @@ class Endings:
             # Up, yet it never ran dialplan nor dialed anyone: it was originated into an
             # application (its OriginateResponse missed, or its Local far half never ran one).
             self._party_answered(call, call.origin)
-        self._operator_answered(call)
+        if not call.lost:   # a reconnect's reconcile only ends calls
+            self._operator_answered(call)
         answered = call.legs.get(call.answered_by) if call.answered_by else None
         if answered is not None and answered.end_reported:
             answered = None   # it left earlier (a transfer) and has had its CallEnded
