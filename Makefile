@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-asterisk lint chaos bench clean
+.PHONY: demo test test-fast test-asterisk test-asterisk-ajam lint chaos bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,8 +12,9 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
+# `make demo DEMO_ARGS="--transport http"`: the same demo over AJAM (the simulator's HTTP manager).
 demo: $(STAMP)
-	$(BIN)/asterisk-bridge demo
+	$(BIN)/asterisk-bridge demo $(DEMO_ARGS)
 
 # The whole suite, the linter first (what .ci/run runs).
 test: lint
@@ -31,6 +32,10 @@ lint: $(STAMP)
 # missing Asterisk fails here instead of skipping.
 test-asterisk: $(STAMP)
 	BRIDGE_REQUIRE_ASTERISK=1 $(BIN)/python -m pytest -q tests/asterisk
+
+# The same live suite with the bridge reading Asterisk over AJAM (BRIDGE_LIVE_TRANSPORT=http|digest).
+test-asterisk-ajam: $(STAMP)
+	BRIDGE_REQUIRE_ASTERISK=1 BRIDGE_LIVE_TRANSPORT=$(or $(LIVE_TRANSPORT),http) $(BIN)/python -m pytest -q tests/asterisk
 
 chaos: $(STAMP)
 	BRIDGE_CHAOS_FULL=1 $(BIN)/python -m pytest -q tests/chaos -s

@@ -1,6 +1,6 @@
 """Runs every benchmark of the project in one process tree and writes benchmarks/REPORT.md + a PNG chart.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only ami_parse,filter,outbox,soap,load]
+    .venv/bin/python benchmarks/run.py [--quick] [--only ami_parse,filter,outbox,soap,ajam,load]
 
 Each benchmark script runs as a child process, one after the other (never two at once: this is
 a 2-core machine, and a benchmark sharing the cores with another measures nothing). Its printed
@@ -141,6 +141,28 @@ def parse_soap(text: str) -> list[Row]:
                 num(ours.group(3)) / num(echo.group(3)) if ours and echo else None)]
 
 
+def parse_ajam(text: str) -> list[Row]:
+    def lat(kind):
+        m = find(rf"^latency {kind}\s+p50 {NUM} ms\s+p99 {NUM} ms", text)
+        return (num(m.group(1)), num(m.group(2))) if m else (None, None)
+
+    def rate(kind):
+        m = find(rf"^throughput {kind}\s+{NUM} events/s", text)
+        return num(m.group(1)) if m else None
+
+    (a50, a99), (t50, t99), (p50, p99) = lat("ajam"), lat("tcp"), lat("polling")
+    at, tt = rate("ajam"), rate("tcp")
+    ratio = lambda x, y: x / y if x and y else None  # noqa: E731
+    return [Row("event → ERP p99 over AJAM, 50 ev/s", a99, "ms", "same run over AMI/TCP", t99, ratio(a99, t99),
+                "≤ 200 ms", a99 <= 200 if a99 is not None else None, "ratio > 1 = slower than TCP"),
+            Row("event → ERP p99 over AJAM, 50 ev/s", a99, "ms", "10 s polling loop (the seed's way)", p99,
+                ratio(a99, p99), note="ratio < 1 = faster than polling"),
+            Row("event → ERP p50 over AJAM, 50 ev/s", a50, "ms", "same run over AMI/TCP", t50, ratio(a50, t50),
+                note=f"10 s polling loop p50: {p50:,.0f} ms" if p50 else ""),
+            Row("sustained event throughput over AJAM", at, "events/s", "same run over AMI/TCP", tt, ratio(at, tt),
+                note="counted at the client's listener; the simulator emits back to back")]
+
+
 def parse_load(text: str) -> list[Row]:
     m = find(r"^LOAD-JSON (.*)$", text)
     if not m:
@@ -209,6 +231,7 @@ BENCHES = [
           repeat=lambda q: 2 if q else 3, best_key=lambda rows: rows[0].ours or 0.0),
     Bench("soap", lambda q: [PY, "benchmarks/soap.py", "--seconds", "2" if q else "5", "--rounds", "2"], parse_soap,
           repeat=lambda q: 1 if q else 2, best_key=lambda rows: rows[0].ours or 0.0),
+    Bench("ajam", lambda q: [PY, "benchmarks/ajam.py"] + (["--quick"] if q else []), parse_ajam),
     Bench("load", lambda q: [PY, "benchmarks/load.py", "--loads",
                              "200:10,1000:10,2500:10,5000:15" if q else "200:30,1000:30,2500:30,5000:60",
                              "--one-subscriber", "200:10" if q else "200:30",

@@ -49,6 +49,8 @@ def add_demo_parser(subparsers) -> None:
                         help="simulated calls per minute (default 6)")
     parser.add_argument("--profile", default="asterisk20", choices=("asterisk11", "asterisk20"),
                         help="which Asterisk the simulator plays (default asterisk20)")
+    parser.add_argument("--transport", default="tcp", choices=("tcp", "http"),
+                        help="AMI over TCP, or AJAM over HTTP (WaitEvent long poll) (default tcp)")
     parser.add_argument("--lose-answer", type=int, default=3, metavar="N",
                         help="the ERP sink drops its answer to the Nth event once, to show a "
                              "re-delivery (default 3; 0: never)")
@@ -158,7 +160,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bridge.testing.demo import run_demo
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
-                    profile=args.profile, verbose=bool(args.verbose), lose_answer_to=args.lose_answer)
+                    profile=args.profile, verbose=bool(args.verbose), lose_answer_to=args.lose_answer,
+                    transport=args.transport)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

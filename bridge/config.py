@@ -25,7 +25,7 @@ class AmiConfig:
     port: int = 5038
     username: str = ""
     secret: str = field(default="", repr=False)
-    auth: str = "md5"                  # md5 | plain
+    auth: str = ""                     # tcp: md5 | plain (default md5); http: cookie | digest (default cookie)
     tls: bool = False
     ca_file: str | None = None
     events: str = "on"                 # on | off | comma-separated classes
@@ -34,6 +34,17 @@ class AmiConfig:
     connect_timeout_s: float = 5.0
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
+    # AJAM (transport = "http"): Asterisk's HTTP manager, long-polled with WaitEvent.
+    transport: str = "tcp"             # tcp | http
+    url: str = ""                      # http: e.g. https://pbx:8089/asterisk/ (http.conf prefix)
+    verify_tls: bool = True
+    proxy: str | None = None
+    wait_timeout_s: float = 20.0       # WaitEvent Timeout; Asterisk caps it at httptimeout - 10 s
+    httptimeout_s: float = 60.0        # manager.conf httptimeout of that Asterisk (its session lifetime)
+
+    def __post_init__(self) -> None:
+        if not self.auth:  # the default depends on the transport
+            object.__setattr__(self, "auth", "cookie" if self.transport == "http" else "md5")
 
 
 @dataclass(frozen=True)

@@ -109,13 +109,17 @@ def _check_database(cfg: DatabaseConfig, path: str, problems: list[str]) -> None
 
 def _check_ami(cfg: AmiConfig, path: str, problems: list[str]) -> None:
     _name(cfg.name, f"{path}.name", problems)
-    if not _is_host(cfg.host):
-        problems.append(f"{path}.host: {cfg.host!r} is not an IP address or host name")
-    if not 1 <= cfg.port <= 65535:
-        problems.append(f"{path}.port: {cfg.port} is out of range 1-65535")
+    _choice(cfg.transport, ("tcp", "http"), f"{path}.transport", problems)
+    if cfg.transport == "http":
+        _check_ajam(cfg, path, problems)
+    else:
+        if not _is_host(cfg.host):
+            problems.append(f"{path}.host: {cfg.host!r} is not an IP address or host name")
+        if not 1 <= cfg.port <= 65535:
+            problems.append(f"{path}.port: {cfg.port} is out of range 1-65535")
+        _choice(cfg.auth, ("md5", "plain"), f"{path}.auth", problems)
     if not cfg.username:
         problems.append(f"{path}.username: required (the [user] section of manager.conf)")
-    _choice(cfg.auth, ("md5", "plain"), f"{path}.auth", problems)
     if cfg.events not in ("on", "off"):
         for item in (c.strip() for c in cfg.events.split(",")):
             _choice(item, AMI_EVENT_CLASSES, f"{path}.events", problems)
@@ -126,6 +130,27 @@ def _check_ami(cfg: AmiConfig, path: str, problems: list[str]) -> None:
     _positive(cfg.reconnect_base_s, f"{path}.reconnect_base", problems)
     if cfg.reconnect_cap_s < cfg.reconnect_base_s:
         problems.append(f"{path}.reconnect_cap: must be ≥ reconnect_base")
+
+
+def _check_ajam(cfg: AmiConfig, path: str, problems: list[str]) -> None:
+    """transport = "http": the manager URL, its auth mode, and a WaitEvent that Asterisk will not cut."""
+    if not cfg.url:
+        problems.append(f'{path}.url: required with transport = "http" (e.g. "https://pbx:8089/asterisk/")')
+    else:
+        _http_url(cfg.url, f"{path}.url", problems)
+    _choice(cfg.auth, ("cookie", "digest"), f"{path}.auth", problems)
+    if cfg.proxy is not None:
+        _http_url(cfg.proxy, f"{path}.proxy", problems)
+    if cfg.tls:
+        problems.append(f'{path}.tls: not used with transport = "http"; write an https:// url')
+    _positive(cfg.wait_timeout_s, f"{path}.wait_timeout", problems)
+    _positive(cfg.httptimeout_s, f"{path}.httptimeout", problems)
+    # main/manager.c action_waitevent: an HTTP session's WaitEvent is cut to
+    # sessiontimeout - now - 10 s, so a longer one would return early (and at 0, at once: a busy loop).
+    if cfg.wait_timeout_s > cfg.httptimeout_s - 10:
+        problems.append(f"{path}.wait_timeout: {cfg.wait_timeout_s:g} s must be ≤ httptimeout - 10 s "
+                        f"({cfg.httptimeout_s - 10:g} s): Asterisk ends a WaitEvent 10 s before the "
+                        f"session would expire (raise manager.conf httptimeout and this key together)")
 
 
 def _check_click_to_call(cfg: ClickToCallConfig, path: str, problems: list[str]) -> None:

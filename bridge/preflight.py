@@ -90,10 +90,10 @@ def check_database(config: Config, timeout_s: float) -> CheckResult:
 
 
 def check_ami(ami_cfg, timeout_s: float) -> CheckResult:
-    from bridge.ami.client import AmiClient
+    from bridge.ami.transports import client_from_config, describe
 
-    name = f"ami {ami_cfg.name} ({ami_cfg.host}:{ami_cfg.port})"
-    client = AmiClient.from_config(ami_cfg)
+    name = f"ami {ami_cfg.name} ({describe(ami_cfg)})"
+    client = client_from_config(ami_cfg)
     client.start()
     try:
         deadline = time.monotonic() + timeout_s

@@ -131,7 +131,7 @@ class Runtime:
         check_schema(self.engine)
 
     def _start_pipeline(self) -> None:
-        from bridge.ami.client import AmiClient
+        from bridge.ami.transports import client_from_config
         from bridge.calls import CALL_EVENT_NAMES, CallTracker
         from bridge.erp.envelope import build_envelope
         from bridge.events import Pipeline, Router
@@ -147,7 +147,7 @@ class Runtime:
         # The pipeline counts received/filtered/accepted events on self.metrics.
         self.pipeline = Pipeline(self.tracker, self.router, self.writer, metrics=self.metrics)
         for ami in self.config.ami:
-            client = AmiClient.from_config(ami, filters=self.router.ami_filters())
+            client = client_from_config(ami, filters=self.router.ami_filters())
             self.pipeline.attach(client)  # listener + its CoreShowChannels resync after each login
             self.clients.append(client)
         self.metrics.watch_ami(self.clients)

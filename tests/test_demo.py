@@ -103,3 +103,15 @@ def test_demo_stops_cleanly_on_ctrl_c():
     assert " CallRinging " in seen, seen + err
     assert proc.returncode == 0, err[-3000:]
     assert "demo stopped:" in seen
+
+
+def test_demo_delivers_calls_over_ajam_when_transport_is_http():
+    import io
+
+    from bridge.testing.demo import run_demo as run_demo_in_process
+
+    out = io.StringIO()
+    assert run_demo_in_process(duration_s=4, calls_per_minute=60, transport="http", out=out) == 0
+    text = out.getvalue()
+    assert re.search(r"Asterisk simulator \(asterisk20\)  AJAM http://127\.0\.0\.1:\d+/asterisk/rawman", text)
+    assert re.search(r"CallRinging +\d+ is ringing", text), text[-800:]

@@ -36,12 +36,14 @@ CLICK_OUTCOMES = {"84951234567": "noanswer"}
 LOSE_ANSWER_TO = 3             # the sink drops its answer to this event once: a re-delivery to watch
 
 
-def demo_config(ami_port: int, sink_url: str, db_url: str, profile: str) -> Config:
-    """Everything on loopback, free ports for SOAP and metrics, one normalized subscriber."""
+def demo_config(ami_port: int, sink_url: str, db_url: str, profile: str, ajam_url: str | None = None) -> Config:
+    """Everything on loopback, free ports for SOAP and metrics, one normalized subscriber;
+    with `ajam_url`, the AMI link is AJAM (transport = "http") to the simulator's HTTP side."""
+    http = {"transport": "http", "url": ajam_url} if ajam_url else {}
     return Config(
         database=DatabaseConfig(url=db_url, batch_max_delay_s=0.005),
         ami=(AmiConfig(name=f"sim-{profile}", host="127.0.0.1", port=ami_port, username=DEMO_AMI_USER,
-                       secret=DEMO_AMI_SECRET, reconnect_base_s=0.2, reconnect_cap_s=2.0),),
+                       secret=DEMO_AMI_SECRET, reconnect_base_s=0.2, reconnect_cap_s=2.0, **http),),
         soap=SoapConfig(listen="127.0.0.1:0", users={DEMO_SOAP_USER: DEMO_SOAP_PASSWORD}),
         subscribers=(SubscriberConfig(name="erp", url=sink_url, mode="normalized", retry_base_s=0.5,
                                       retry_cap_s=5.0),),
@@ -131,8 +133,9 @@ def _banner(out: TextIO, runtime, sink, sim, workdir: Path, lose_answer_to: int)
     lost = (f"\nThe sink drops its answer to event #{lose_answer_to} once, so you see the bridge re-deliver "
             "it (--lose-answer 0: never)." if lose_answer_to > 1 else "")
     action = f"{ns.BRIDGE}#Bridge:GetActiveCalls"
+    link = f"AJAM {sim.ajam.url}rawman" if runtime.config.ami[0].transport == "http" else f"AMI 127.0.0.1:{sim.port}"
     out.write(f"""asterisk-bridge demo — no Asterisk needed; Ctrl-C stops.
-  AMI simulator ({sim.profile})  127.0.0.1:{sim.port}  (user {DEMO_AMI_USER})
+  Asterisk simulator ({sim.profile})  {link}  (user {DEMO_AMI_USER})
   outbox (SQLite)            {workdir / 'outbox.db'}
   ERP sink (PushEvent)       {sink.url}
   SOAP service               {soap_url}   WSDL: {soap_url}?wsdl
@@ -148,7 +151,8 @@ Every few calls 1C presses ClickToCall (through the SOAP service above).{lost}
 
 
 def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, profile: str = "asterisk20",
-             verbose: bool = False, out: TextIO | None = None, lose_answer_to: int = LOSE_ANSWER_TO) -> int:
+             verbose: bool = False, out: TextIO | None = None, lose_answer_to: int = LOSE_ANSWER_TO,
+             transport: str = "tcp") -> int:
     from bridge.testing.simulator import AmiSimulator
     from bridge.logsetup import setup_logging
     from bridge.testing.fake_erp import FakeErp
@@ -160,10 +164,12 @@ def run_demo(duration_s: float | None = None, calls_per_minute: float = 6.0, pro
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     with tempfile.TemporaryDirectory(prefix="asterisk-bridge-demo-") as tmp, \
             AmiSimulator(profile, users={DEMO_AMI_USER: DEMO_AMI_SECRET},
-                         originate_outcomes=CLICK_OUTCOMES) as sim, \
+                         originate_outcomes=CLICK_OUTCOMES,
+                         http_port=0 if transport == "http" else None) as sim, \
             FakeErp(path="/erp/ws/asterisk") as sink:
         workdir = Path(tmp)
-        config = demo_config(sim.port, sink.url, f"sqlite:///{workdir / 'outbox.db'}", profile)
+        config = demo_config(sim.port, sink.url, f"sqlite:///{workdir / 'outbox.db'}", profile,
+                             sim.ajam.url if sim.ajam is not None else None)
         runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=5.0)
         generator: CallGenerator | None = None
         printer = StoryPrinter(out)

@@ -78,11 +78,16 @@ class SimSession(threading.Thread):
             except OSError as exc:  # socket.timeout included: the client stopped reading
                 self._close_locked(f"write failed: {exc}")
 
+    def answer(self, data: bytes) -> None:
+        """What an action answers (response, list events): on TCP, the same stream as events; the
+        AJAM side (sim_ajam.py) puts it in the HTTP body instead."""
+        self.send(data)
+
     def reply(self, msg: Message, *pairs: tuple[str, Value], response: str = names.SUCCESS) -> None:
         head: list[tuple[str, Value]] = [(names.RESPONSE, response)]
         if msg.action_id is not None:
             head.append((names.ACTION_ID, msg.action_id))
-        self.send(encode_message(head + list(pairs)))
+        self.answer(encode_message(head + list(pairs)))
 
     def error(self, msg: Message, text: str) -> None:
         self.reply(msg, (names.MESSAGE, text), response=names.ERROR)
@@ -258,7 +263,7 @@ class SimSession(threading.Thread):
             if msg.action_id is not None:
                 head += f"ActionID: {msg.action_id}\r\n"
             body = "".join(line + "\n" for line in lines)
-            self.send((head + body + names.END_COMMAND + "\r\n\r\n").encode("utf-8"))
+            self.answer((head + body + names.END_COMMAND + "\r\n\r\n").encode("utf-8"))
             return
         self.reply(msg, (names.MESSAGE, "Command output follows"), *[(names.OUTPUT, line) for line in lines],
                    response=names.SUCCESS if ok else names.ERROR)
@@ -292,7 +297,7 @@ class SimSession(threading.Thread):
             tail = [("Event", complete), *aid, (names.EVENT_LIST, "Complete"), ("ListItems", str(len(events)))]
             if items:
                 tail.append(("Items", str(len(events))))
-        self.send(b"".join(encode_message(e) for e in events) + encode_message(tail))
+        self.answer(b"".join(encode_message(e) for e in events) + encode_message(tail))
 
     def _action_extensionstate(self, msg: Message) -> None:
         exten, context = msg.get("Exten") or "", msg.get("Context") or "default"

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from bridge.ami import names
 from bridge.testing import sim_channels, sim_flood
 from bridge.ami.message import Message
+from bridge.testing.sim_ajam import AjamFront
 from bridge.testing.sim_channels import ChannelRegistry, Value
 from bridge.testing.sim_session import SimSession, encode_message
 
@@ -66,7 +67,8 @@ class AmiSimulator:
     def __init__(self, profile: str = "asterisk20", host: str = "127.0.0.1", port: int = 0,
                  users: Mapping[str, str] | None = None, *, seed: int = 0, time_scale: float = 1.0,
                  originate_outcomes: Mapping[str, str] | None = None, tls_cert: str | None = None,
-                 tls_key: str | None = None, timestamp_events: bool = False) -> None:
+                 tls_key: str | None = None, timestamp_events: bool = False, http_port: int | None = None,
+                 httptimeout_s: float = 60.0) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
         self.profile, self.host, self.port = profile, host, port
@@ -96,6 +98,9 @@ class AmiSimulator:
         self._stop_event = threading.Event()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
+        # AJAM: the same scenarios over HTTP (rawman/arawman) when http_port is given (0: any free port).
+        self.http_port, self.httptimeout_s = http_port, httptimeout_s
+        self.ajam: AjamFront | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -109,11 +114,17 @@ class AmiSimulator:
         self.port = listener.getsockname()[1]
         self._acceptor = threading.Thread(target=self._accept_loop, name="ami-sim-accept", daemon=True)
         self._acceptor.start()
+        if self.http_port is not None:
+            self.ajam = AjamFront(self, self.host, self.http_port, httptimeout_s=self.httptimeout_s).start()
+            self.http_port = self.ajam.port  # keep the port: stop() then start() reuses it
         return self
 
     def stop(self) -> None:
         self._stop_event.set()
         self.resumed.set()
+        if self.ajam is not None:
+            self.ajam.stop()
+            self.ajam = None
         for worker in list(self._workers):
             if isinstance(worker, FloodJob):
                 worker.stop()
@@ -177,6 +188,11 @@ class AmiSimulator:
     def record_action(self, msg: Message) -> None:
         with self._lock:
             self.received_actions.append(msg)
+
+    def attach(self, session: SimSession) -> None:
+        """Add a session that has no TCP socket of its own (an AJAM session): it gets events too."""
+        with self._lock:
+            self._sessions.append(session)
 
     def forget(self, session: SimSession) -> None:
         with self._lock:
@@ -336,6 +352,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--calls-per-minute", type=float, default=6.0, help="random call scenarios (0: none)")
     parser.add_argument("--users", default="bridge:secret", help="user:secret[,user:secret…]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="also serve AJAM (rawman/arawman under /asterisk/) on this port")
     return parser.parse_args(argv)
 
 
@@ -343,8 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     users = dict(pair.split(":", 1) for pair in args.users.split(",") if ":" in pair)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    sim = AmiSimulator(args.profile, args.host, args.port, users, seed=args.seed).start()
+    sim = AmiSimulator(args.profile, args.host, args.port, users, seed=args.seed, http_port=args.http_port).start()
     print(f"AMI simulator ({args.profile}) on {sim.host}:{sim.port}, users: {', '.join(users)}", flush=True)
+    if sim.ajam is not None:
+        print(f"AJAM on {sim.ajam.url}rawman (cookie) and {sim.ajam.url}arawman (digest)", flush=True)
     rng = random.Random(args.seed)
     try:
         while True:

@@ -26,11 +26,9 @@ url = "sqlite:///{db}"
 
 [[ami]]
 name = "pbx1"
-host = "127.0.0.1"
-port = {ami_port}
+{link}
 username = "{ami_user}"
 secret = "{ami_secret}"
-auth = "md5"
 reconnect_base = "100ms"
 reconnect_cap = "500ms"
 
@@ -73,14 +71,26 @@ def bridge_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bridge"]
 
 
+# How the bridge reaches the PBX: BRIDGE_LIVE_TRANSPORT=tcp (AMI, default), http (AJAM, cookie) or
+# digest (AJAM, HTTP Digest); `make test-asterisk-ajam` runs the suite over http.
+LINKS = {
+    "tcp": 'host = "127.0.0.1"\nport = {ami_port}\nauth = "md5"',
+    "http": 'transport = "http"\nurl = "http://127.0.0.1:{http_port}/"\nauth = "cookie"\nwait_timeout = "20s"',
+    "digest": 'transport = "http"\nurl = "http://127.0.0.1:{http_port}/"\nauth = "digest"\nwait_timeout = "20s"',
+}
+
+
 class BridgeProcess:
-    def __init__(self, workdir: Path, ami_port: int, sink_url: str) -> None:
+    def __init__(self, workdir: Path, ami_port: int, sink_url: str, *, transport: str = "tcp",
+                 http_port: int | None = None) -> None:
         self.workdir = workdir
+        self.transport = transport
         self.soap_port = free_port()
         self.metrics_port = free_port()
         self.config = workdir / "bridge.toml"
+        link = LINKS[transport].format(ami_port=ami_port, http_port=http_port)
         self.config.write_text(CONFIG.format(
-            db=workdir / "outbox.db", ami_port=ami_port, ami_user=BRIDGE_USER, ami_secret=BRIDGE_SECRET,
+            db=workdir / "outbox.db", link=link, ami_user=BRIDGE_USER, ami_secret=BRIDGE_SECRET,
             soap_port=self.soap_port, soap_user=SOAP_USER, soap_password=SOAP_PASSWORD, sink_url=sink_url,
             metrics_port=self.metrics_port, trunk=TRUNK_PATTERN))
         self.log_path = workdir / "bridge.log"

@@ -50,7 +50,9 @@ def live(tmp_path_factory):
     try:
         pbx.start()
         sink.start()
-        bridge = BridgeProcess(tmp_path_factory.mktemp("bridge"), pbx.ami_port, sink.url).start()
+        bridge = BridgeProcess(tmp_path_factory.mktemp("bridge"), pbx.ami_port, sink.url,
+                               transport=os.environ.get("BRIDGE_LIVE_TRANSPORT", "tcp"),
+                               http_port=pbx.http_port).start()
         driver = AmiDriver(pbx.ami_port, DRIVER_USER, DRIVER_SECRET)
         yield Live(pbx, driver, bridge, sink)
     finally:
