@@ -16,6 +16,7 @@ class DatabaseConfig:
     batch_max_events: int = 500        # group commit: flush at N events …
     batch_max_delay_s: float = 0.005   # … or after T seconds, whichever first
     queue_max_events: int = 100_000    # writer queue; full → backpressure (counted), never drop
+    queue_max_bytes: int = 64 * 1024 * 1024   # the same queue bounded by the events' size in memory
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class SoapConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     max_body_bytes: int = 256 * 1024
+    max_header_bytes: int = 64 * 1024  # request line + headers; larger gets 431
+    request_timeout_s: float = 10.0    # the whole request (head and body) must arrive within this
+    allow_anonymous: bool = False      # no users and a non-loopback allow-list: refused unless true
     threads: int = 16
 
 

@@ -93,7 +93,9 @@ def _check_database(cfg: DatabaseConfig, path: str, problems: list[str]) -> None
 
     try:
         url = make_url(cfg.url)
-    except ArgumentError:
+        if url.port is not None and not 1 <= url.port <= 65535:
+            problems.append(f"{path}.url: port {url.port} is out of range 1-65535")
+    except (ArgumentError, ValueError):
         problems.append(f"{path}.url: not a database URL "
                         "(e.g. sqlite:///outbox.db, postgresql+psycopg://user@host/db)")
     else:
@@ -174,6 +176,7 @@ def _check_soap(cfg: SoapConfig, path: str, problems: list[str]) -> None:
     for user, password in cfg.users.items():
         if not password:
             problems.append(f"{path}.users.{user}: empty password")
+    _anonymous(cfg, path, problems)
     for i, pattern in enumerate(cfg.allowed_channels):
         _regex(pattern, f"{path}.allowed_channels[{i}]", problems)
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
@@ -182,6 +185,25 @@ def _check_soap(cfg: SoapConfig, path: str, problems: list[str]) -> None:
     _file(cfg.tls_key, f"{path}.tls_key", problems)
     _positive(cfg.max_body_bytes, f"{path}.max_body_bytes", problems)
     _positive(cfg.threads, f"{path}.threads", problems)
+
+
+def _anonymous(cfg: SoapConfig, path: str, problems: list[str]) -> None:
+    """No [soap.users] lets anyone the allow-list admits place calls: fine on loopback only,
+    unless the admin says so with allow_anonymous = true."""
+    if cfg.users or cfg.allow_anonymous:
+        return
+    open_to = []
+    for cidr in cfg.allow or ("0.0.0.0/0",):
+        try:
+            net = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            continue           # reported above
+        if not net.is_loopback:
+            open_to.append(str(net))
+    if open_to:
+        problems.append(f"{path}.users: empty, so anyone in {', '.join(open_to)} could place calls without a "
+                        "password; add [soap.users], narrow allow to 127.0.0.1/32, or set "
+                        f"{path}.allow_anonymous = true")
 
 
 def _check_subscriber(cfg: SubscriberConfig, path: str, problems: list[str]) -> None:
@@ -235,8 +257,41 @@ _ITEM_CHECKS = {
 }
 
 
+_DAY_S = 86400.0
+# Sane ranges: a value outside is a typo or an attack on the process (`batch_max_delay =
+# "10000000h"` overflowed a queue timeout and killed the writer thread while /healthz said ok).
+# Keys are the TOML names (durations drop their `_s`); bounds are inclusive.
+_RANGES: dict[type, dict[str, tuple[float, float]]] = {
+    DatabaseConfig: {"batch_max_events": (1, 100_000), "batch_max_delay_s": (0, 10),
+                     "queue_max_events": (1, 10_000_000), "queue_max_bytes": (64 * 1024, 16 * 1024 ** 3)},
+    AmiConfig: {"ping_interval_s": (0.05, 3600), "ping_timeout_s": (0.05, 600), "connect_timeout_s": (0.05, 300),
+                "reconnect_base_s": (0.01, 3600), "reconnect_cap_s": (0.01, _DAY_S)},
+    ClickToCallConfig: {"priority": (1, 1_000_000), "timeout_ms": (1, 3_600_000)},
+    SoapConfig: {"max_body_bytes": (1024, 64 * 1024 ** 2), "max_header_bytes": (1024, 1024 ** 2),
+                 "request_timeout_s": (0.1, 600), "threads": (1, 1024)},
+    SubscriberConfig: {"max_age_s": (1, 365 * _DAY_S), "max_attempts": (1, 1_000_000),
+                       "retry_base_s": (0.001, _DAY_S), "retry_cap_s": (0.001, 30 * _DAY_S),
+                       "connect_timeout_s": (0.05, 300), "read_timeout_s": (0.05, 3600)},
+    CallsConfig: {"ended_grace_s": (0, 7 * _DAY_S)},
+}
+
+
+def _check_ranges(item, path: str, problems: list[str]) -> None:
+    for name, (low, high) in _RANGES.get(type(item), {}).items():
+        value = getattr(item, name)
+        if value is None or isinstance(value, bool):
+            continue
+        if not low <= value <= high:      # also refuses NaN
+            key = name[:-2] if name.endswith("_s") else name
+            unit = " s" if name.endswith("_s") else ""
+            problems.append(f"{path}.{key}: {value:g}{unit} is out of range {low:g}-{high:g}{unit}")
+
+
 def check_item(item, path: str, problems: list[str]) -> None:
+    before = len(problems)
     _ITEM_CHECKS[type(item)](item, path, problems)
+    if len(problems) == before:   # "must be > 0" already said it; one complaint per key is enough
+        _check_ranges(item, path, problems)
 
 
 def check(config: Config, data: Mapping, problems: list[str]) -> None:

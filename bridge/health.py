@@ -7,11 +7,14 @@ import logging
 from typing import Callable, Sequence
 
 from bridge.config_checks import parse_listen
+from bridge.httpgate import GateLimits
 from bridge.httpserver import HttpServer
 
 log = logging.getLogger(__name__)
 
 SERVER_THREADS = 4
+# GET /metrics and /healthz carry no body; a monitoring agent sends a few hundred bytes of head.
+LIMITS = GateLimits(max_header_bytes=16 * 1024, max_body_bytes=16 * 1024, read_timeout_s=5.0)
 
 HealthCheck = Callable[[], Sequence[str]]  # returns the problems; empty means healthy
 
@@ -58,4 +61,4 @@ class HealthServer(HttpServer):
 
     def __init__(self, listen: str, metrics, check: HealthCheck) -> None:
         super().__init__(HealthApp(metrics, check), parse_listen(listen), name="metrics server",
-                         threads=SERVER_THREADS)
+                         threads=SERVER_THREADS, limits=LIMITS)

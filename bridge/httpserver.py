@@ -12,9 +12,13 @@ from typing import Callable
 from cheroot import wsgi
 
 from bridge.errors import BridgeError
+from bridge.httpgate import GateLimits, RequestGate
 
 SHUTDOWN_TIMEOUT_S = 5.0
-REQUEST_TIMEOUT_S = 30.0         # a client that stops sending mid-request is dropped after this
+# Idle keep-alive connections close after this; the whole request must arrive within
+# GateLimits.read_timeout_s (bridge/httpgate.py), and a worker writing an answer to a client
+# that does not read gives up after this.
+REQUEST_TIMEOUT_S = 30.0
 # cheroot's connection loop wakes this often to expire idle keep-alive connections and to notice
 # stop(); its default (0.5 s) made every stop() take half a second.
 POLL_INTERVAL_S = 0.05
@@ -28,12 +32,17 @@ class HttpServer:
     """cheroot WSGI server on its own thread; binds in start(), so `port` is known (port 0)."""
 
     def __init__(self, app: Callable, bind: tuple[str, int], *, name: str, threads: int,
-                 ssl_adapter=None) -> None:
+                 ssl_adapter=None, limits: GateLimits = GateLimits()) -> None:
         self.name = name
+        self.limits = limits
         self._server = wsgi.Server(bind, app, numthreads=threads, server_name="asterisk-bridge",
                                    timeout=REQUEST_TIMEOUT_S, request_queue_size=LISTEN_BACKLOG)
         self._server.expiration_interval = POLL_INTERVAL_S
         self._server.keep_alive_conn_limit = max(10, threads * KEEP_ALIVE_CONNECTIONS_PER_THREAD)
+        # cheroot's own caps, behind the gate's: a chunked body is refused while it is read.
+        self._server.max_request_header_size = limits.max_header_bytes
+        self._server.max_request_body_size = limits.max_body_bytes
+        self.gate: RequestGate | None = None
         if ssl_adapter is not None:
             self._server.ssl_adapter = ssl_adapter
         self.tls = ssl_adapter is not None
@@ -57,6 +66,11 @@ class HttpServer:
             self._server.prepare()
         except OSError as exc:
             raise BridgeError(f"{self.name} cannot listen on {self._server.bind_addr}: {exc}") from exc
+        # Replace cheroot's connection manager (built by prepare()) with the gate; nothing has
+        # been accepted yet.
+        plain = self._server._connections
+        self.gate = self._server._connections = RequestGate(self._server, self.limits)
+        plain._selector.close()
         self._thread = threading.Thread(target=self._server.serve, name=self.name, daemon=True)
         self._thread.start()
         return self

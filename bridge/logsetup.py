@@ -10,13 +10,20 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from bridge.config import Config
+from bridge.controls import escape_controls
 
 REDACTED = "***"
-# Whatever the secret list misses, never let `secret=`/`password=` values or URL passwords through.
-_KEY_VALUE_RE = re.compile(r"(?i)\b(secret|password|passwd|signing_secret)(\s*[:=]\s*)(\S+)")
-_URL_PASSWORD_RE = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]+:)([^@\s]+)(@)")
-
-
+# Whatever the secret list misses, never let `secret=`/`password=` values, URL passwords or
+# Authorization header values through. Every pattern is linear in the message length: each
+# repetition is bounded and each match can only start where the previous character cannot
+# continue it, so a megabyte of `aaaa…` costs one scan (an unanchored `[a-z0-9+.-]*://` was
+# quadratic there and held the GIL for minutes on one hostile user name).
+_KEY_VALUE_RE = re.compile(r"(?i)\b(secret|password|passwd|signing_secret)([ \t]{0,8}[:=][ \t]{0,8})(\S{1,512})")
+_URL_PASSWORD_RE = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}://[^:/@\s]{1,256}:)([^@\s/]{1,256})(@)")
+_AUTH_HEADER_RE = re.compile(r"(?i)\b((?:proxy-)?authorization\W{1,8}(?:basic|digest|bearer|negotiate)\s{1,4})"
+                             r"[^\s'\"\],]{1,8192}")
+# A record longer than this is cut (after redaction): one hostile value must not fill the journal.
+MAX_MESSAGE_CHARS = 8192
 def config_secrets(config: Config) -> list[str]:
     """Every secret value a Config holds: AMI secrets, SOAP passwords, subscriber passwords and
     signing secrets, and the database URL's password."""
@@ -50,13 +57,20 @@ class RedactingFilter(logging.Filter):
         if self._secret_re is not None:
             text = self._secret_re.sub(REDACTED, text)
         text = _URL_PASSWORD_RE.sub(rf"\1{REDACTED}\3", text)
+        text = _AUTH_HEADER_RE.sub(rf"\1{REDACTED}", text)
         return _KEY_VALUE_RE.sub(rf"\1\2{REDACTED}", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg, record.args = self.redact(message), None
+        # Cut before redacting too, so a huge message costs a bounded scan; the second cut is far
+        # from the first, so a secret split by the first cut never survives in part.
+        message = self.redact(message[:4 * MAX_MESSAGE_CHARS])
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = f"{message[:MAX_MESSAGE_CHARS]}… [cut at {MAX_MESSAGE_CHARS} characters]"
+        # One record is one line: a peer's CR/LF cannot forge another (tracebacks keep theirs).
+        record.msg, record.args = escape_controls(message), None
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
         return True

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from bridge.config import Config, SubscriberConfig
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, DeliveryError
 
 AMI_POLL_S = 0.1
 
@@ -108,22 +105,23 @@ def check_ami(ami_cfg, timeout_s: float) -> CheckResult:
 
 
 def check_subscriber(sub: SubscriberConfig, timeout_s: float) -> CheckResult:
-    """GET the endpoint's ?wsdl (1C serves it): an answer proves the endpoint is reachable."""
+    """GET the endpoint's ?wsdl (1C serves it) through the delivery transport (same auth, TLS
+    verification, CA file and proxy; redirects are not followed, so credentials never go to
+    another host): an answer proves the endpoint is reachable."""
+    from bridge.erp.transport import ErpTransport
+
     name = f"subscriber {sub.name}"
-    request = urllib.request.Request(sub.url + ("&wsdl" if "?" in sub.url else "?wsdl"))
-    if sub.username is not None:
-        token = base64.b64encode(f"{sub.username}:{sub.password or ''}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    handlers = [urllib.request.ProxyHandler({"http": sub.proxy, "https": sub.proxy})] if sub.proxy else []
-    opener = urllib.request.build_opener(*handlers)
+    transport = ErpTransport(sub)
     try:
-        with opener.open(request, timeout=timeout_s) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return CheckResult(name, False, f"{_host(sub.url)} unreachable: {reason}")
+        status, target = transport.probe(timeout_s)
+    except DeliveryError as exc:
+        return CheckResult(name, False, f"{_host(sub.url)} unreachable: {exc.message.split(': ', 1)[-1]}")
+    finally:
+        transport.close()
+    if 300 <= status < 400:
+        return CheckResult(name, False, f"{_host(sub.url)} answered HTTP {status}, a redirect"
+                           f"{' to ' + target if target else ''}; deliveries do not follow redirects: "
+                           "set url to the final address")
     # 405/501: the endpoint exists but only takes POST (a plain SOAP listener, not 1C's ?wsdl).
     ok = status < 400 or status in (405, 501)
     note = {401: " (credentials refused)", 403: " (forbidden)", 404: " (no such path)",

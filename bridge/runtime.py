@@ -179,7 +179,7 @@ class Runtime:
         from bridge.calls.originate import OriginateTracker
         from bridge.soap.app import build_app
         from bridge.soap.backend import BridgeBackend
-        from bridge.soap.server import SoapServer
+        from bridge.soap.server import SoapServer, gate_limits
 
         soap = self.config.soap
         # The AMI listeners the SOAP operations read (Originate outcomes, extension states) are
@@ -192,7 +192,8 @@ class Runtime:
                                 originate_tracker=originates, extension_states=extension_states,
                                 pending_count=self.pending_total, attach=False)
         app = SoapMetricsMiddleware(build_app(backend, soap), self.metrics)
-        self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads)
+        self.soap_server = SoapServer(app, soap.listen, soap.tls_cert, soap.tls_key, soap.threads,
+                                      limits=gate_limits(soap))
         self.soap_server.start()
 
     def _start_health(self) -> None:

@@ -65,7 +65,8 @@ def db_url(request, tmp_path):
 
 # Suites marked by where they live, so `make test-fast` (-m "not chaos and not asterisk and not
 # slow") leaves them out without each test having to remember its marker.
-_DIR_MARKERS = {"chaos": "chaos", "asterisk": "asterisk", "ajam_live": "asterisk"}
+_DIR_MARKERS = {"chaos": "chaos", "asterisk": "asterisk", "ajam_live": "asterisk",
+                "hostile": "slow"}   # hostile: a bridge process each
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -68,9 +68,9 @@ def test_dialect_differences_live_only_in_the_database_layer():
 # Layers, lowest first. A module may import its own unit and anything in a lower layer, never a
 # higher one ("upward"); bridge.testing (test and demo equipment) sits on top of everything.
 LAYERS = [
-    {"bridge", "bridge.errors", "bridge.ns", "bridge.backoff"},
+    {"bridge", "bridge.errors", "bridge.ns", "bridge.backoff", "bridge.xmltext", "bridge.controls"},
     {"bridge.config"},
-    {"bridge.config_checks", "bridge.config_load", "bridge.logsetup", "bridge.httpserver"},
+    {"bridge.config_checks", "bridge.config_load", "bridge.logsetup", "bridge.httpserver", "bridge.httpgate"},
     {"bridge.ami"},
     {"bridge.events"},
     {"bridge.calls"},

@@ -73,7 +73,16 @@ def test_soap_operation_is_read_from_soapaction_or_content_type():
     assert soap_operation({"REQUEST_METHOD": "POST", "HTTP_SOAPACTION": action}) == "Originate"
     assert soap_operation({"REQUEST_METHOD": "POST", "CONTENT_TYPE":
                            'application/soap+xml; charset=utf-8; action="urn:asterisk-bridge#Bridge:Ping"'}) == "Ping"
-    assert soap_operation({"REQUEST_METHOD": "POST", "HTTP_SOAPACTION": '"<script>"'}) == "unknown"
+    assert soap_operation({"REQUEST_METHOD": "POST", "HTTP_SOAPACTION": '"<script>"'}) == "other"
+    assert soap_operation({"REQUEST_METHOD": "POST", "HTTP_SOAPACTION": '"urn:x#Bridge:Nope123"'}) == "other"
+    assert soap_operation({"REQUEST_METHOD": "POST"}) == "unknown"
+
+
+def test_soap_operation_labels_are_exactly_the_published_operations():
+    from bridge.observability import SOAP_OPERATIONS
+    from bridge.soap.service import BridgeService
+
+    assert SOAP_OPERATIONS == set(BridgeService.public_methods)
     assert soap_operation({"REQUEST_METHOD": "GET"}) == "wsdl"
 
 

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.1            # how often deadlines and the stop flag are checked
 RECV_CHUNK_BYTES = 256 * 1024
 MAX_OUTBOUND_BYTES = 8 * 1024 * 1024  # a peer that stops reading this much is dead to us
+READS_PER_TURN = 8               # recv() calls per loop turn before pending writes go out
+PAUSE_NOTICE_S = 0.05           # a hand-off to on_event longer than this is backpressure, not work
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError)
 
 
@@ -108,6 +110,10 @@ class AmiConnection(threading.Thread):
         self._stats = stats if stats is not None else _Counters()
         self._dropped_seen = 0
         self.last_read = time.monotonic()  # when bytes last arrived (the keepalive reads it)
+        # While on_event runs (it may wait on a full intake queue: backpressure) this reader reads
+        # nothing, so a late Pong says nothing about the peer; the keepalive reads these two.
+        self.handoff_started = 0.0         # > 0 while on_event runs
+        self.last_pause_end = 0.0          # when a hand-off longer than PAUSE_NOTICE_S last ended
         sock.setblocking(False)
 
     # --- called from any thread -------------------------------------------------------------
@@ -188,17 +194,31 @@ class AmiConnection(threading.Thread):
                 want_write = not want_write
                 mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
                 selector.modify(self._sock, mask)
-            for key, mask in selector.select(POLL_INTERVAL_S):
+            # TLS may hold decrypted bytes the socket no longer signals (a bounded _read left them).
+            tls_pending = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0
+            for key, mask in selector.select(0 if tls_pending else POLL_INTERVAL_S):
                 if key.fileobj is self._wake_r:
                     self._drain_wake()
                 elif mask & selectors.EVENT_READ and not self._read():
                     return
+            if tls_pending and not self._read():
+                return
             if self._outbuf and not self._write():
                 return
             now = time.monotonic()
             if now >= next_sweep:
                 self._expire(now)
                 next_sweep = now + POLL_INTERVAL_S
+
+    def paused(self, now: float, within_s: float) -> bool:
+        """True when the reader waits inside on_event (backpressure), or did so in the last
+        `within_s`: then silence is ours, not the peer's."""
+        started = self.handoff_started
+        return (started > 0.0 and now - started > PAUSE_NOTICE_S) or self.last_pause_end > now - within_s
+
+    def last_alive(self) -> float:
+        """When the reader last saw the peer or came back from a pause."""
+        return max(self.last_read, self.last_pause_end)
 
     def _drain_wake(self) -> None:
         try:
@@ -208,7 +228,9 @@ class AmiConnection(threading.Thread):
             pass
 
     def _read(self) -> bool:
-        while True:
+        # Bounded: under a flood there is always more to read, and a reader that never returns
+        # to the loop never writes our Ping (the link then looked dead though the peer was fine).
+        for _ in range(READS_PER_TURN):
             try:
                 data = self._sock.recv(RECV_CHUNK_BYTES)
             except _WOULD_BLOCK:
@@ -227,6 +249,7 @@ class AmiConnection(threading.Thread):
                 self._dropped_seen = self._parser.dropped
             if self._stop_event.is_set():
                 return False
+        return True
 
     def _write(self) -> bool:
         with self._lock:
@@ -255,7 +278,12 @@ class AmiConnection(threading.Thread):
             if msg.is_response:
                 self._on_response(msg)
             elif not self._collect(msg):
+                started = self.handoff_started = time.monotonic()
                 self._on_event(msg)
+                self.handoff_started = 0.0
+                ended = time.monotonic()
+                if ended - started > PAUSE_NOTICE_S:
+                    self.last_pause_end = ended
 
     def _on_response(self, msg: Message) -> None:
         action_id = msg.action_id

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 # host). While bytes keep arriving the peer is alive, so we wait up to this many ping timeouts
 # before calling the link dead; a stalled peer (nothing arrives) is still dead after one.
 LAGGING_PING_FACTOR = 6
+# The Ping action itself never times out on its own: _await_pong decides when the peer is dead
+# (an action deadline would expire during a backpressure pause and look like a dead link).
+PING_ACTION_TIMEOUT_S = 24 * 3600.0
 
 
 class SupervisedLink(Protocol):
@@ -106,18 +109,26 @@ class Supervisor(threading.Thread):
         return "client stopped" if link.stopping() else (conn.close_reason or "link lost")
 
     def _await_pong(self, conn: AmiConnection) -> None:
-        """Ping once; AmiConnectionError when the peer is stalled (silent) or far too slow."""
+        """Ping once; AmiConnectionError when the peer is stalled (silent) or far too slow.
+
+        Time the reader spends paused on our own backpressure (a full intake queue) is not
+        counted: the Pong may be waiting unread in the socket, and reconnecting would only put
+        the events in flight at risk. The keepalive, not the action timeout, decides."""
         timeout_s = self.link.settings.ping_timeout_s
         sent_at = time.monotonic()
         hard_deadline = sent_at + timeout_s * LAGGING_PING_FACTOR
-        future = self.link.ping(conn, timeout_s * LAGGING_PING_FACTOR + 1.0)
+        future = self.link.ping(conn, PING_ACTION_TIMEOUT_S)
         while True:
             try:
                 future.result(timeout_s)
                 return
             except FutureTimeout:
                 now = time.monotonic()
-                silent_s = now - conn.last_read
+                if conn.paused(now, timeout_s):
+                    hard_deadline = now + timeout_s * LAGGING_PING_FACTOR   # our pause, not theirs
+                    log.debug("%s: Pong unread while the intake queue is full; not counted", self.link.name)
+                    continue
+                silent_s = now - conn.last_alive()
                 if silent_s >= timeout_s or now >= hard_deadline:
                     raise AmiConnectionError(f"no answer to Ping within {now - sent_at:.1f} s "
                                              f"(last bytes {silent_s:.1f} s ago)") from None

@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timezone
 from bridge.events.model import BridgeEvent
 from bridge import ns
+from bridge.xmltext import is_plain, xml_text
 
 OPERATION = "PushEvent"
 SOAP_ACTION = f"{ns.EVENTS}#Events:{OPERATION}"   # 1C style: "<tns>#<Service>:<Operation>"
@@ -17,27 +18,9 @@ CALL_FIELDS = ("CallId", "Linkedid", "Extension", "CallerIDNum", "CallerIDName",
                "OriginateId")
 _CALL_FIELDS_LOWER = {f.lower(): f for f in CALL_FIELDS}
 
-# XML 1.0 Char production: anything else (AMI values may carry NUL, ESC, BEL from phones and
-# trunks) cannot be written even as a character reference, so it is spelled as a visible \xNN.
-_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-# Fast path: most AMI values need no escaping at all (checked by one C-level regex scan).
-_PLAIN = re.compile("[^&<>\"\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*")
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;"})
-
 _HEAD = ('<?xml version="1.0" encoding="UTF-8"?>'
          f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><m:{OPERATION} xmlns:m="{ns.EVENTS}">')
 _TAIL = f"</m:{OPERATION}></soap:Body></soap:Envelope>"
-
-
-def xml_text(value: object) -> str:
-    """`value` as XML 1.0 character data / attribute text; never raises."""
-    text = value if isinstance(value, str) else str(value)
-    if _PLAIN.fullmatch(text):
-        return text
-    text = _NOT_XML_CHAR.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 256
-                             else "\\u%04x" % ord(m.group()), text)
-    # \r is escaped so XML end-of-line normalisation cannot turn AMI's CR into LF on the ERP side.
-    return text.translate(_ESCAPES)
 
 
 def format_time(value: datetime) -> str:
@@ -74,7 +57,7 @@ def build_envelope(event: BridgeEvent) -> str:
         parts.append("</m:call>")
     parts.append("<m:headers>")
     try:  # one scan for the common case instead of two per header
-        plain = _PLAIN.fullmatch("".join(k + v for k, v in event.headers))
+        plain = is_plain("".join(k + v for k, v in event.headers))
     except TypeError:  # a non-str header value: take the careful path
         plain = None
     if plain:

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from sqlalchemy.engine import Engine
 
+from bridge.controls import escape_controls
 from bridge.errors import BridgeError
 from bridge.outbox import queries
 from bridge.outbox.db import reader
@@ -81,7 +82,7 @@ def _cell(value) -> str:
         return "-"
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    text = str(value).replace("\n", " ")
+    text = escape_controls(str(value))   # last_error carries the ERP's text: no ESC to the terminal
     return text if len(text) <= 60 else text[:59] + "…"
 
 
@@ -97,10 +98,10 @@ def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
 def format_row(row: dict) -> str:
     """`show`: every column on its own line, the payload last and whole."""
     width = max(len(k) for k in row)
-    lines = [f"{k.ljust(width)}  {_cell(v) if k != 'last_error' else (v or '-')}"
+    lines = [f"{k.ljust(width)}  {_cell(v) if k != 'last_error' else escape_controls(v or '-')}"
              for k, v in row.items() if k != "payload"]
     lines.append("payload:")
-    lines.append(row.get("payload") or "")
+    lines.append(escape_controls(row.get("payload") or ""))
     return "\n".join(lines)
 
 

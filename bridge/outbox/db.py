@@ -29,6 +29,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_autocheckp
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
+        _create_private(url)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                                   "check_same_thread": False}, **kw)
         _configure_sqlite(engine, sqlite_synchronous, sqlite_autocheckpoint)
@@ -38,6 +39,25 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_autocheckp
     kw.setdefault("pool_pre_ping", True)
     kw.setdefault("pool_size", 10)
     return create_engine(url, **kw)
+
+
+def _create_private(url: str) -> None:
+    """Create a new SQLite outbox file readable by its owner only (0600): it holds call data
+    (numbers, names). SQLite gives its -wal and -shm files the database file's permissions.
+    An existing file keeps the permissions its admin gave it."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        pass          # a missing directory: SQLite reports it with its own message
 
 
 def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint: bool) -> None:

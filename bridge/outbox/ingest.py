@@ -42,6 +42,12 @@ class WriterStats:
     db_failures: int = 0
 
 
+def _cost(event: BridgeEvent) -> int:
+    """What a queued event costs in memory, roughly: its text and its header values (the same
+    characters again, up to 2 bytes each once one is Cyrillic), then its envelope, plus objects."""
+    return 4 * len(event.text) + 1024
+
+
 def outbox_rows(event: BridgeEvent, subscribers: Sequence[str], payload: str, now: datetime,
                 status: str = PENDING) -> list[dict]:
     """The outbox rows (one per subscriber) for an accepted event, due at once."""
@@ -67,7 +73,7 @@ class OutboxWriter(threading.Thread):
     """
 
     def __init__(self, engine: Engine, batch_max_events: int = 500, batch_max_delay_s: float = 0.005,
-                 queue_max_events: int = 100_000, *,
+                 queue_max_events: int = 100_000, queue_max_bytes: int = 64 * 1024 * 1024, *,
                  envelope_builder: Callable[[BridgeEvent], str],
                  on_commit: Callable[[Sequence[BridgeEvent], int, set[str]], None] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
@@ -80,6 +86,12 @@ class OutboxWriter(threading.Thread):
         self.stats = WriterStats()
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_max_events))
+        # The queue is bounded in bytes too (the events' AMI text): 100,000 events of binary
+        # garbage at the parser's 64 KiB message cap would otherwise be 6 GiB.
+        self.queue_max_bytes = max(1, queue_max_bytes)
+        self._queued_bytes = 0
+        self._room = threading.Condition()
+        self._batch_bytes: queue.Queue = queue.Queue()   # bytes of each collected batch, in order
         # Built batches waiting for the committer; small, so a stuck database backs up into _queue
         # (where accept() applies backpressure) rather than into memory here.
         self._built: queue.Queue = queue.Queue(maxsize=BUILT_BATCHES_MAX)
@@ -91,13 +103,24 @@ class OutboxWriter(threading.Thread):
 
     @classmethod
     def from_config(cls, engine: Engine, cfg, **kw) -> "OutboxWriter":
-        return cls(engine, cfg.batch_max_events, cfg.batch_max_delay_s, cfg.queue_max_events, **kw)
+        return cls(engine, cfg.batch_max_events, cfg.batch_max_delay_s, cfg.queue_max_events,
+                   cfg.queue_max_bytes, **kw)
 
     def accept(self, event: BridgeEvent, subscribers: Sequence[str]) -> None:
         """Queue `event` for `subscribers`; blocks while the queue is full (never drops)."""
         if not subscribers:
             return
-        item = (event, tuple(subscribers))
+        size = _cost(event)
+        item = (event, tuple(subscribers), size)
+        with self._room:
+            if self._queued_bytes and self._queued_bytes + size > self.queue_max_bytes:
+                with self._lock:
+                    self.stats.backpressure_waits += 1
+                self._log_backpressure()
+                # One event larger than the bound alone still passes (the queue is then empty).
+                while self._queued_bytes and self._queued_bytes + size > self.queue_max_bytes:
+                    self._room.wait(IDLE_WAIT_S)
+            self._queued_bytes += size
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -144,6 +167,20 @@ class OutboxWriter(threading.Thread):
             self._built.put(None)  # tells the committer that nothing more comes
 
     def _collect(self) -> list[tuple[BridgeEvent, tuple[str, ...]]]:
+        batch = self._collect_items()
+        # The bytes stay counted until the batch is committed (_release): with the database
+        # stuck, built batches waiting to commit are memory too.
+        if batch:
+            self._batch_bytes.put(sum(size for _, _, size in batch))
+        return [(event, subs) for event, subs, _ in batch]
+
+    def _release(self) -> None:
+        size = self._batch_bytes.get_nowait()
+        with self._room:
+            self._queued_bytes -= size
+            self._room.notify_all()
+
+    def _collect_items(self) -> list:
         try:
             first = self._queue.get(timeout=0 if self._stopping.is_set() else IDLE_WAIT_S)
         except queue.Empty:
@@ -211,6 +248,7 @@ class OutboxWriter(threading.Thread):
                     row["created_at"] = row["next_attempt_at"] = now
                 continue
             break
+        self._release()
         with self._lock:
             self.stats.committed += len(batch)
             self.stats.rows += len(rows)
@@ -225,5 +263,6 @@ class OutboxWriter(threading.Thread):
         now = time.monotonic()
         if now - self._last_bp_log >= BACKPRESSURE_LOG_INTERVAL_S:
             self._last_bp_log = now
-            log.warning("outbox writer queue full (%d events): AMI intake waits for the database "
-                        "(%d waits so far)", self._queue.maxsize, self.stats.backpressure_waits)
+            log.warning("outbox writer queue full (%d events or %d bytes): AMI intake waits for the "
+                        "database (%d waits so far)", self._queue.maxsize, self.queue_max_bytes,
+                        self.stats.backpressure_waits)

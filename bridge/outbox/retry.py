@@ -20,8 +20,8 @@ class RetryPolicy:
     their ceilings, about 512 s (8.5 min) in total; every later wait averages 300 s, so an ERP down
     for a whole 72 h `max_age_s` weekend sees about 10 + (259,200 - 512) / 300 ≈ 870 attempts per
     row, and at most a 10 min gap after it comes back. A Retry-After from the ERP
-    (429/503) replaces the jittered wait when larger. The row dies when the next attempt would fall
-    after created_at + max_age_s, or when `max_attempts` failures have been counted.
+    (429/503) replaces the jittered wait when larger, but never exceeds cap_s. The row dies when
+    the next attempt would fall after created_at + max_age_s, or when `max_attempts` failures have been counted.
     """
 
     base_s: float = 1.0
@@ -43,9 +43,11 @@ class RetryPolicy:
         return self.backoff.ceiling_s(attempt)
 
     def delay_s(self, attempt: int, rng: Random, retry_after_s: float | None = None) -> float:
+        """The jittered wait, or a larger Retry-After clamped to cap_s: a huge Retry-After (a
+        maintenance page saying "next year") must neither overflow nor kill the row early."""
         wait = self.backoff.delay_s(attempt, rng)
-        if retry_after_s is not None and retry_after_s > wait:
-            wait = retry_after_s
+        if retry_after_s is not None and retry_after_s == retry_after_s:   # not NaN
+            wait = max(wait, min(retry_after_s, self.cap_s))
         return wait
 
     def next_attempt_at(self, attempt: int, created_at: datetime, now: datetime, rng: Random,

@@ -9,6 +9,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+import threading
 from typing import Callable, Iterable, Mapping
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,16 @@ HASH_SCHEME = "pbkdf2_sha256"
 DEFAULT_ITERATIONS = 600_000
 SALT_BYTES = 16
 REALM = "asterisk-bridge"
+# Unverified passwords are hashed one at a time: a crowd of wrong passwords then costs one core,
+# not every core and every SOAP thread, and a cached user's Ping still finds a thread and a CPU.
+# A check that cannot get the slot within HASH_WAIT_S is answered 503 (Retry-After: 1).
+MAX_CONCURRENT_HASHES = 1
+HASH_WAIT_S = 0.1
+MAX_LOGGED_USER_CHARS = 64
+
+
+class AuthBusy(Exception):
+    """Too many password checks are running; the client should retry shortly (503)."""
 
 StartResponse = Callable[..., object]
 
@@ -78,27 +89,45 @@ class BasicAuthenticator:
     password in the config (a new authenticator) starts afresh.
     """
 
-    def __init__(self, users: Mapping[str, str]) -> None:
+    def __init__(self, users: Mapping[str, str], max_concurrent_hashes: int = MAX_CONCURRENT_HASHES) -> None:
         self._users = dict(users)
         self._verified: set[bytes] = set()
+        # An unknown user is checked against a hash as costly as a real user's, so a wrong user
+        # name and a wrong password take the same time (no user enumeration by timing).
+        hashed = [v for v in self._users.values() if is_hashed(v)]
+        rounds = max((_iterations(v) for v in hashed), default=0)
+        self._dummy = hash_password(secrets.token_hex(16), iterations=rounds) if rounds else "\x00" * 16
+        self._slots = threading.BoundedSemaphore(max(1, max_concurrent_hashes))
 
     @property
     def enabled(self) -> bool:
         return bool(self._users)
 
     def check(self, user: str, password: str) -> bool:
+        """True for valid credentials; AuthBusy when no hashing slot frees up in time."""
         stored = self._users.get(user)
-        if stored is None:
-            # Spend comparable time on unknown users so timing does not reveal user names.
-            hmac.compare_digest(password.encode("utf-8"), b"\x00" * max(len(password), 1))
-            return False
         key = hashlib.sha256(f"{user}\x00{password}\x00{stored}".encode("utf-8")).digest()
-        if key in self._verified:
+        if stored is not None and key in self._verified:
             return True
-        ok = verify_password(password, stored)
+        target = self._dummy if stored is None else stored
+        if not is_hashed(target):
+            return verify_password(password, target) and stored is not None
+        if not self._slots.acquire(timeout=HASH_WAIT_S):
+            raise AuthBusy()
+        try:
+            ok = verify_password(password, target) and stored is not None
+        finally:
+            self._slots.release()
         if ok:
             self._verified.add(key)
         return ok
+
+
+def _iterations(stored: str) -> int:
+    try:
+        return int(stored.split("$", 2)[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 class NetworkAllowList:
@@ -143,10 +172,18 @@ class AccessGuard:
             return _plain(start_response, "403 Forbidden", b"Forbidden: your network is not allowed\n")
         if self.auth.enabled:
             creds = parse_basic(environ.get("HTTP_AUTHORIZATION"))
-            if creds is None or not self.auth.check(*creds):
+            try:
+                ok = creds is not None and self.auth.check(*creds)
+            except AuthBusy:
+                log.warning("SOAP request from %s refused: too many password checks at once", remote)
+                return _plain(start_response, "503 Service Unavailable", b"Busy: retry in a second\n",
+                              [("Retry-After", "1")])
+            if not ok:
                 if creds is not None:
-                    # The user name is not a secret; the password never leaves this function.
-                    log.warning("SOAP request from %s refused: bad credentials for user %r", remote, creds[0])
+                    # The user name is not a secret (cut: it is the caller's text); the password
+                    # never leaves this function.
+                    log.warning("SOAP request from %s refused: bad credentials for user %r", remote,
+                                creds[0][:MAX_LOGGED_USER_CHARS])
                 return _plain(start_response, "401 Unauthorized", b"Unauthorized\n",
                               [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')])
             environ["REMOTE_USER"] = creds[0]

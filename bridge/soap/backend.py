@@ -153,8 +153,15 @@ class BridgeBackend:
         if call is None or call.ended_at is not None:
             raise SoapRequestError(f"callId: no active call {call_id!r}", faultcode=NOT_FOUND)
         _, client = self._client(call.server)
+        legs = list(call_channels(call))
+        if self.channel_patterns:
+            # Only the legs the caller may touch (its phones); the others end with the bridge.
+            legs = [c for c in legs if _allowed(c, self.channel_patterns)]
+            if not legs:
+                raise SoapRequestError(f"callId: call {call_id!r} has no channel matching allowed_channels",
+                                       faultcode=validation.NOT_ALLOWED)
         count = 0
-        for chan in call_channels(call):
+        for chan in legs:
             try:
                 self._run(client, Action.build("Hangup", Channel=chan))
                 count += 1
@@ -178,3 +185,11 @@ class BridgeBackend:
 def call_channels(call) -> tuple[str, ...]:
     """The live channels of a call, one per leg the call model still sees up."""
     return tuple(leg.channel for leg in call.legs if leg.ended_at is None and leg.channel)
+
+
+def _allowed(channel: str, patterns) -> bool:
+    try:
+        validation.check_live_channel_allowed(channel, patterns)
+    except SoapRequestError:
+        return False
+    return True

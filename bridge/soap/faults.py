@@ -12,6 +12,7 @@ from spyne.model.fault import Fault
 from bridge.errors import (AmiActionError, AmiConnectionError, AmiEncodeError, AmiError, BridgeError,
                            SoapRequestError)
 from bridge import ns
+from bridge.xmltext import visible
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,14 @@ INTERNAL = "Server.InternalError"
 
 
 def fault_for(exc: BaseException) -> Fault:
-    """The Fault a caller sees for `exc`; never includes secrets (AMI texts carry none)."""
+    """The Fault a caller sees for `exc`; never includes secrets (AMI texts carry none), and its
+    text is XML-safe (an Asterisk message may carry any byte)."""
+    fault = _fault_for(exc)
+    fault.faultstring = visible(str(fault.faultstring))
+    return fault
+
+
+def _fault_for(exc: BaseException) -> Fault:
     if isinstance(exc, SoapRequestError):
         return Fault(faultcode=exc.faultcode, faultstring=exc.message)
     if isinstance(exc, AmiConnectionError):
@@ -58,7 +66,7 @@ def translated() -> Iterator[None]:
 
 def fault_envelope(soap12: bool, code: str, message: str) -> bytes:
     """A Fault envelope for errors found before spyne runs (malformed XML, DOCTYPE, …)."""
-    text = escape(message)
+    text = escape(visible(message))
     if not soap12:
         return (f'<?xml version="1.0" encoding="UTF-8"?>\n<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}">'
                 f"<soap:Body><soap:Fault><faultcode>soap:{escape(code)}</faultcode>"

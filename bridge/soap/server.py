@@ -8,9 +8,19 @@ from typing import Callable
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from bridge.errors import ConfigError
+from bridge.httpgate import GateLimits
 from bridge.httpserver import HttpServer
 
 log = logging.getLogger(__name__)
+
+
+def gate_limits(cfg) -> GateLimits:
+    """The request limits [soap] sets; the allow-list is applied at accept, before any byte."""
+    from bridge.soap.auth import NetworkAllowList
+
+    allow = NetworkAllowList(cfg.allow)
+    return GateLimits(max_header_bytes=cfg.max_header_bytes, max_body_bytes=cfg.max_body_bytes,
+                      read_timeout_s=cfg.request_timeout_s, allows=allow.allows if allow.networks else None)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -25,7 +35,7 @@ class SoapServer(HttpServer):
     """The SOAP service's HTTP server, optionally over TLS; `url` is where it answers."""
 
     def __init__(self, app: Callable, listen: str = "127.0.0.1:0", tls_cert: str | None = None,
-                 tls_key: str | None = None, threads: int = 16) -> None:
+                 tls_key: str | None = None, threads: int = 16, limits: GateLimits = GateLimits()) -> None:
         if bool(tls_cert) != bool(tls_key):
             raise ConfigError("soap: tls_cert and tls_key must be given together")
         adapter = None
@@ -34,7 +44,8 @@ class SoapServer(HttpServer):
                 adapter = BuiltinSSLAdapter(tls_cert, tls_key)
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"soap: cannot load TLS certificate/key: {exc}") from exc
-        super().__init__(app, parse_listen(listen), name="soap-server", threads=threads, ssl_adapter=adapter)
+        super().__init__(app, parse_listen(listen), name="soap-server", threads=threads, ssl_adapter=adapter,
+                         limits=limits)
 
     def start(self) -> "SoapServer":
         super().start()

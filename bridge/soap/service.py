@@ -11,6 +11,7 @@ from bridge.soap import validation as v
 from bridge.soap.faults import translated
 from bridge.soap.types import (AmiServerList, AmiServerState, Call, CallList, ExtensionState,
                                OriginateStatus, PingResult, VariableList)
+from bridge.xmltext import visible
 
 SERVICE_NAME = "Bridge"
 RETURN = "return"      # 1C names the one element of every OpResponse `return`
@@ -57,17 +58,17 @@ class BridgeService(ServiceBase):
         with translated():
             state = _backend(ctx).originate_status(v.originate_id(originate_id))
             return OriginateStatus(
-                originateId=state.originate_id, status=state.status, reason=state.reason,
-                reasonCode=state.reason_code, server=state.server, channel=state.channel,
-                uniqueid=state.uniqueid, linkedid=state.linkedid)
+                originateId=state.originate_id, status=state.status, reason=_x(state.reason),
+                reasonCode=state.reason_code, server=state.server, channel=_x(state.channel),
+                uniqueid=_x(state.uniqueid), linkedid=_x(state.linkedid))
 
     @rpc(Unicode(min_occurs=1), Unicode, _returns=ExtensionState, _out_variable_name=RETURN)
     def GetExtensionState(ctx, extension, context):
         with translated():
             info = _backend(ctx).extension_state(v.exten(extension, "extension"), v.context(context, required=False))
             return ExtensionState(
-                extension=info.extension, context=info.context, state=info.state, statusCode=info.status_code,
-                callId=info.call_id, otherParty=info.other_party, otherPartyName=info.other_party_name)
+                extension=info.extension, context=info.context, state=_x(info.state), statusCode=info.status_code,
+                callId=_x(info.call_id), otherParty=_x(info.other_party), otherPartyName=_x(info.other_party_name))
 
     @rpc(Unicode, _returns=CallList, _out_variable_name=RETURN)
     def GetActiveCalls(ctx, extension):
@@ -82,9 +83,12 @@ class BridgeService(ServiceBase):
         with translated():
             if not channel and not call_id:
                 raise SoapRequestError("channel or callId: one of them is required", faultcode=v.INVALID_ARGUMENT)
+            backend = _backend(ctx)
             chan = v.channel(channel) if channel else None
+            if chan is not None:
+                v.check_live_channel_allowed(chan, backend.channel_patterns)
             cid = v.call_id(call_id, required=False)
-            return _backend(ctx).hangup(channel=chan, call_id=cid, server=v.server(server))
+            return backend.hangup(channel=chan, call_id=cid, server=v.server(server))
 
     @rpc(Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode(min_occurs=1), Unicode,
          _in_variable_names={"channel": "channel", "context": "context", "exten": "exten", "server": "server"},
@@ -94,6 +98,7 @@ class BridgeService(ServiceBase):
             backend = _backend(ctx)
             chan, ctxt, ext = v.channel(channel), v.context(context), v.exten(exten)
             v.check_context_allowed(ctxt, backend.soap_cfg)  # type: ignore[arg-type]
+            v.check_live_channel_allowed(chan, backend.channel_patterns)
             backend.redirect(chan, ctxt, ext, v.server(server))
             return True
 
@@ -101,16 +106,22 @@ class BridgeService(ServiceBase):
     def Ping(ctx):
         with translated():
             info = _backend(ctx).ping()
-            servers = [AmiServerState(name=s.name, connected=s.connected, amiVersion=s.ami_version,
-                                      asteriskVersion=s.asterisk_version) for s in info.servers]
+            servers = [AmiServerState(name=s.name, connected=s.connected, amiVersion=_x(s.ami_version),
+                                      asteriskVersion=_x(s.asterisk_version)) for s in info.servers]
             return PingResult(version=info.version, servers=AmiServerList(server=servers),
                               outboxPending=info.outbox_pending)
 
 
+def _x(value):
+    """Every text an answer carries from AMI goes through the one XML rule (bridge.xmltext):
+    one caller name with ESC in it must not break GetActiveCalls for as long as the call lives."""
+    return visible(value) if isinstance(value, str) else value
+
+
 def _call(info) -> Call:
-    return Call(**{"id": info.call_id, "server": info.server, "from": info.caller_num,
-                   "fromName": info.caller_name, "to": info.callee_num, "direction": info.direction,
-                   "state": info.state, "started": _dt(info.started_at), "answered": _dt(info.answered_at)})
+    return Call(**{"id": _x(info.call_id), "server": info.server, "from": _x(info.caller_num),
+                   "fromName": _x(info.caller_name), "to": _x(info.callee_num), "direction": info.direction,
+                   "state": _x(info.state), "started": _dt(info.started_at), "answered": _dt(info.answered_at)})
 
 
 def _dt(epoch):

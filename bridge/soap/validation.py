@@ -163,6 +163,32 @@ def check_channel_allowed(value: str, patterns: Sequence[re.Pattern], field: str
         raise _fail(field, f"channel {value!r} does not match an allowed pattern", NOT_ALLOWED)
 
 
+# A live channel's name is the dial string plus a unique suffix (`PJSIP/202-0000001a`, Local
+# halves `Local/202@ctx-00000003;1`); allowed_channels patterns are written for dial strings.
+_LIVE_SUFFIX = re.compile(r"-[0-9a-fA-F]{6,}(?:;[12])?$")
+
+
+def check_live_channel_allowed(value: str, patterns: Sequence[re.Pattern], field: str = "channel") -> None:
+    """Hangup/Redirect act on live channels: the name, or the name without its unique suffix,
+    must match an allowed pattern (else a caller could hang up or move a trunk channel)."""
+    if not patterns:
+        return
+    base = _LIVE_SUFFIX.sub("", value)
+    if not any(p.fullmatch(value) or p.fullmatch(base) for p in patterns):
+        raise _fail(field, f"channel {value!r} does not match an allowed pattern", NOT_ALLOWED)
+
+
+def check_local_context(value: str, cfg: SoapConfig, field: str = "channel") -> None:
+    """`Local/exten@context` runs dialplan in `context`: it must be allowed like `context` itself
+    (without `@context`, Asterisk uses `default`)."""
+    if not cfg.allowed_contexts or value[:6].lower() != "local/":
+        return
+    target = value[6:].split("/", 1)[0]
+    _, at, ctx = target.partition("@")
+    ctx = _LIVE_SUFFIX.sub("", ctx) if at else "default"
+    check_context_allowed(ctx, cfg, field)
+
+
 def compile_channel_patterns(cfg: SoapConfig) -> tuple[re.Pattern, ...]:
     return tuple(re.compile(p) for p in cfg.allowed_channels)
 
@@ -184,6 +210,7 @@ def originate(cfg: SoapConfig, patterns: Sequence[re.Pattern], *, server_name: o
     )
     check_context_allowed(request.context, cfg)
     check_channel_allowed(request.channel, patterns)
+    check_local_context(request.channel, cfg)
     return request
 
 

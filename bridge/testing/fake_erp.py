@@ -23,7 +23,12 @@ THROTTLE = "429"
 UNAVAILABLE = "503"
 HANG = "hang"
 RESET = "reset"
-MODES = (OK, ERROR_500, FAULT, THROTTLE, UNAVAILABLE, HANG, RESET)
+BIG = "big"              # a 200 announcing 10 GiB, streamed until the client goes (BIG_SEND_BYTES at most)
+TRICKLE = "trickle"      # the OK envelope, one byte every TRICKLE_INTERVAL_S: a per-read timeout never fires
+MODES = (OK, ERROR_500, FAULT, THROTTLE, UNAVAILABLE, HANG, RESET, BIG, TRICKLE)
+BIG_SEND_BYTES = 256 * 1024 * 1024
+TRICKLE_INTERVAL_S = 0.2
+_BLOCK = b" " * (1024 * 1024)   # one block for every BIG answer: the sink itself must not churn memory
 
 RESPONSE_OK = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope '
                b'xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
@@ -89,6 +94,9 @@ class _Handler(BaseHTTPRequestHandler):
             sink._release.wait(sink.hang_s)
             self.close_connection = True
             return
+        if mode in (BIG, TRICKLE):
+            self._stream(sink, mode)
+            return
         status, payload, extra = {
             OK: (200, RESPONSE_OK, {}),
             ERROR_500: (500, b"internal error", {}),
@@ -103,6 +111,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(payload)
+
+    def _stream(self, sink: "FakeErp", mode: str) -> None:
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml; charset=utf-8")
+        self.send_header("Content-Length", str(10 * 1024 ** 3 if mode == BIG else len(RESPONSE_OK)))
+        self.end_headers()
+        try:
+            if mode == BIG:
+                for _ in range(BIG_SEND_BYTES // len(_BLOCK)):
+                    self.wfile.write(_BLOCK)
+            else:
+                for i in range(len(RESPONSE_OK)):
+                    if sink._release.wait(TRICKLE_INTERVAL_S):
+                        return
+                    self.wfile.write(RESPONSE_OK[i:i + 1])
+                    self.wfile.flush()
+        except OSError:
+            pass          # the client gave up: what it should do
 
     def log_message(self, format: str, *args) -> None:  # quiet: tests read .receipts instead
         pass
@@ -181,9 +208,9 @@ class FakeErp:
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown sink mode {mode!r}; one of {MODES}")
-        if self.mode == HANG and mode != HANG:
+        if self.mode in (HANG, TRICKLE) and mode not in (HANG, TRICKLE):
             self._release.set()
-        elif mode == HANG:
+        elif mode in (HANG, TRICKLE):
             self._release.clear()
         self.mode = mode
 
