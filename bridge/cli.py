@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import traceback
 from typing import Callable, Sequence
 
 import bridge
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, SchemaError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CONFIG_ENV = "BRIDGE_CONFIG"
@@ -54,6 +55,12 @@ def add_demo_parser(subparsers) -> None:
     parser.add_argument("--lose-answer", type=int, default=3, metavar="N",
                         help="the ERP sink drops its answer to the Nth event once, to show a "
                              "re-delivery (default 3; 0: never)")
+    parser.add_argument("--soap-port", type=int, metavar="PORT",
+                        help="SOAP service port (default 8080, or a free one if 8080 is busy; 0: any)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="/metrics and /healthz port (default 9108, or a free one if busy; 0: any)")
+    parser.add_argument("--keep-db", action="store_true",
+                        help="keep the SQLite outbox afterwards (its path is printed) to inspect it")
     parser.set_defaults(func=cmd_demo)
 
 
@@ -86,6 +93,10 @@ def add_wsdl_parser(subparsers) -> None:
     parser.add_argument("--base-url", metavar="URL",
                         help="scheme://host:port to put in the WSDL (default: from [soap] listen)")
     parser.add_argument("--soap12", action="store_true", help="the SOAP 1.2-only flavour")
+    parser.add_argument("--events", action="store_true",
+                        help="instead: events.wsdl, the PushEvent service the ERP implements")
+    parser.add_argument("--xsd", action="store_true",
+                        help="with --events: only its schema, events.xsd (a 1C XDTO package)")
     parser.set_defaults(func=cmd_wsdl)
 
 
@@ -146,14 +157,29 @@ def _log_level(args: argparse.Namespace, default: str) -> str:
     return "DEBUG" if args.verbose else os.environ.get("BRIDGE_LOG_LEVEL", default)
 
 
+def _subscriber_check():
+    """The "can this subscriber ever match?" analysis, for every command that runs or checks."""
+    from bridge.calls.reach import analyse
+
+    return analyse
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bridge.config_load import load_config
     from bridge.logsetup import setup_logging_for
     from bridge.runtime import Runtime
 
-    config = load_config(args.config)
+    config = load_config(args.config, check_subscriber=_subscriber_check())
     setup_logging_for(config, _log_level(args, config.logging.level))
-    return Runtime(config).run_until_signal()
+    for warning in config.warnings:
+        logging.getLogger("bridge.config").warning("%s", warning)
+    try:
+        return Runtime(config).run_until_signal()
+    except SchemaError as exc:
+        from bridge.outbox.db import naming_config
+
+        # Exit 2 (see main): under systemd, RestartPreventExitStatus=2 stops the restart loop.
+        raise naming_config(exc, args.config) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -161,6 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     return run_demo(duration_s=args.duration, calls_per_minute=args.calls_per_minute,
                     profile=args.profile, verbose=bool(args.verbose), lose_answer_to=args.lose_answer,
+                    soap_port=args.soap_port, metrics_port=args.metrics_port, keep_db=args.keep_db,
                     transport=args.transport)
 
 
@@ -169,12 +196,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bridge.logsetup import setup_logging_for
     from bridge.preflight import run_checks
 
-    config = load_config(args.config)
+    config = load_config(args.config, check_subscriber=_subscriber_check())
     # The OK/FAIL lines say it all; the parts' own retry logs would only repeat them.
     setup_logging_for(config, _log_level(args, "CRITICAL"))
-    results = run_checks(config, timeout_s=args.timeout)
+    from bridge.preflight import running_bridge_warnings
+
+    for warning in config.warnings:
+        print(f"WARN {warning}", flush=True)
+    results = run_checks(config, timeout_s=args.timeout, config_path=args.config)
     for result in results:
         print(result.line(), flush=True)
+    for warning in running_bridge_warnings(config, args.timeout):
+        print(f"WARN running bridge: {warning}", flush=True)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
 
 
@@ -182,22 +215,45 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from bridge.config_load import load_config
     from bridge.preflight import describe_config, probe_database
 
-    config = load_config(args.config)
+    config = load_config(args.config, check_subscriber=_subscriber_check())
     if not args.offline:
         problem = probe_database(config.database.url, timeout_s=5.0)
         if problem:
             raise ConfigError(f"{args.config}: invalid configuration:\n  database.url: {problem}",
                               [f"database.url: {problem}"])
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"OK {args.config}: {describe_config(config)}")
     return EXIT_OK
 
 
 def cmd_wsdl(args: argparse.Namespace) -> int:
+    if args.events or args.xsd:
+        from importlib.resources import files
+
+        name = "events.xsd" if args.xsd else "events.wsdl"
+        sys.stdout.write(files("bridge").joinpath("wsdl", name).read_text(encoding="utf-8"))
+        return EXIT_OK
+    from urllib.parse import urlsplit
+
     from bridge.config import SoapConfig
     from bridge.config_load import load_config
     from bridge.soap.wsdl import render_wsdl
 
-    soap = (load_config(args.config).soap if args.config else None) or SoapConfig()
+    if args.base_url is not None:
+        parts = urlsplit(args.base_url)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+                or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(f"--base-url: {args.base_url!r} is not scheme://host[:port] "
+                              "(e.g. http://pbx-bridge:8080); the path comes from [soap] path")
+
+    # Only [soap], without its users: printing the WSDL needs no secret to be set.
+    soap = (load_config(args.config, only=("soap",), omit=("soap.users",)).soap
+            if args.config else None) or SoapConfig()
     sys.stdout.write(render_wsdl(soap, "1.2" if args.soap12 else "1.1", base_url=args.base_url))
     return EXIT_OK
 
@@ -213,12 +269,17 @@ def format_error(exc: BaseException) -> str:
     """`error: message` then one `caused by:` line per link of the cause chain."""
     lines = [f"error: {exc}" if isinstance(exc, BridgeError) else f"error: {type(exc).__name__}: {exc}"]
     seen = {id(exc)}
-    cause = exc.__cause__ or exc.__context__
+    cause = _cause(exc)
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         lines.append(f"  caused by: {type(cause).__name__}: {cause}")
-        cause = cause.__cause__ or cause.__context__
+        cause = _cause(cause)
     return "\n".join(lines)
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """The explicit cause, else the implicit context unless `raise … from None` suppressed it."""
+    return exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         print(format_error(exc), file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
+        # An unmigrated database is fixed by a command, like a bad config: restarting cannot.
+        return EXIT_USAGE if isinstance(exc, (ConfigError, SchemaError)) else EXIT_FAILURE
     except Exception as exc:  # the top level of the process: report, never a bare traceback
         if args.verbose:
             traceback.print_exc()

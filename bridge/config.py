@@ -129,3 +129,6 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig | None = None           # None: /metrics and /healthz do not start
     calls: CallsConfig = field(default_factory=CallsConfig)
+    # Not wrong but probably not meant (a subscriber unlikely to match, no [database]):
+    # `config check` and `check` print them, `run` logs them.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)

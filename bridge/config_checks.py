@@ -308,6 +308,16 @@ def check(config: Config, data: Mapping, problems: list[str]) -> None:
         problems.append(f"soap.click_to_call.server: {ctc.server!r} names no [[ami]] server")
 
 
+def warnings(config: Config, data: Mapping) -> list[str]:
+    """What is not wrong but probably not meant (Config.warnings; subscribers: bridge.calls.reach)."""
+    found = []
+    if "database" not in data:
+        found.append(f"database: no [database] table: the outbox is {config.database.url} "
+                     "(add [database] url = \"sqlite:////var/lib/asterisk-bridge/outbox.db\" "
+                     "or a PostgreSQL URL)")
+    return found
+
+
 def _unique(items, section: str, problems: list[str]) -> None:
     if not isinstance(items, list):
         return

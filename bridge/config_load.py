@@ -6,12 +6,12 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import difflib
-import re
-import types
 import os
+import re
 import tomllib
+import types
 import typing
-from typing import Any, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from bridge import config_checks
 from bridge.config import (AmiConfig, CallsConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
@@ -24,6 +24,8 @@ _BAD = object()  # conversion failed; the problem is already recorded
 _ENV_RE = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION_PART_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)\s*", re.IGNORECASE)
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# First components that make `sqlite:///var/lib/…` look meant as absolute (FHS top-level dirs).
+_ROOT_DIRS = {"var", "opt", "srv", "home", "tmp", "etc", "usr", "data", "mnt", "run", "root"}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -193,6 +195,35 @@ def _convert_map(value: Any, path: str, problems: list[str]) -> Any:
     return _BAD if bad else dict(value)
 
 
+def resolve_sqlite(database, base_dir: str, problems: list[str]):
+    """`sqlite:///outbox.db` (three slashes: a relative path) → the absolute path under
+    `base_dir`, so the outbox never depends on the directory a command was started from.
+    A relative path starting like an absolute one (`sqlite:///var/lib/…`: a slash forgotten) is
+    refused. In-memory and `file:` URI databases are left alone; an unparsable URL too."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database.url)
+    except ArgumentError:
+        return database
+    path = url.database or ""
+    if (url.get_backend_name() != "sqlite" or not path or path == ":memory:"
+            or path.startswith("file:") or os.path.isabs(path)):
+        return database
+    absolute = url.set(database=os.path.normpath(os.path.join(base_dir, path)))
+    first = path.replace("\\", "/").split("/", 1)[0]
+    if "/" in path and first in _ROOT_DIRS:
+        problems.append(f"database.url: sqlite:///{path} is a path relative to {base_dir} (three "
+                        f"slashes), i.e. {absolute.database}; for /{path} write "
+                        f"sqlite:////{path} (four slashes)")
+    return dataclasses.replace(database, url=absolute.render_as_string(hide_password=False))
+
+
+def config_warnings(config, data: Mapping) -> list[str]:
+    return config_checks.warnings(config, data)
+
+
 def check_config(config, data: Mapping, problems: list[str]) -> None:
     """Semantic checks after typing (regexes, URLs, addresses, cross references)."""
     config_checks.check(config, data, problems)
@@ -214,25 +245,46 @@ _SECTIONS = {  # TOML top-level key → (Config field, dataclass, is an array of
 }
 
 
-def load_config(path, env: Mapping[str, str] | None = None) -> Config:
-    """Read, interpolate and validate a TOML file; ConfigError lists every problem at once."""
+SubscriberCheck = Callable[[SubscriberConfig, str], Any]   # → an object with .errors, .warnings
+
+
+def load_config(path, env: Mapping[str, str] | None = None, *, only: Collection[str] | None = None,
+                omit: Collection[str] = (), check_subscriber: SubscriberCheck | None = None) -> Config:
+    """Read, interpolate and validate a TOML file; ConfigError lists every problem at once.
+
+    `only` keeps just those top-level sections (the others, and the checks across sections, are
+    skipped), so `db upgrade` needs the database URL's variables and not AMI_SECRET; `omit`
+    drops `section.key`s (the WSDL does not depend on `soap.users`). A relative SQLite path is
+    taken relative to the file's directory, never to the working directory. `check_subscriber`
+    (bridge.calls.reach.analyse, from the CLI) adds its errors and warnings per subscriber.
+    """
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such configuration file") from exc
+    # `from None`: the message already says all the cause would, on a second line.
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}", [f"{path}: {exc}"]) from exc
-    return parse_config(data, source=str(path), env=env)
+        raise ConfigError(f"{path}: not valid TOML: {exc}", [f"{path}: {exc}"]) from None
+    return parse_config(data, source=str(path), env=env, only=only, omit=omit,
+                        base_dir=os.path.dirname(os.path.abspath(path)), check_subscriber=check_subscriber)
 
 
-def parse_config(data: Mapping, source: str = "<config>",
-                 env: Mapping[str, str] | None = None) -> Config:
-    """Build a Config from already-parsed TOML; ConfigError lists every problem by key path."""
+def parse_config(data: Mapping, source: str = "<config>", env: Mapping[str, str] | None = None, *,
+                 only: Collection[str] | None = None, omit: Collection[str] = (),
+                 base_dir: str | None = None, check_subscriber: SubscriberCheck | None = None) -> Config:
+    """Build a Config from already-parsed TOML; ConfigError lists every problem by key path.
+    A relative SQLite path is resolved against `base_dir` (default: the working directory)."""
 
     problems: list[str] = []
+    if only is not None:
+        data = {k: v for k, v in data.items() if k in only}
+    for dotted in omit:
+        section, _, key = dotted.partition(".")
+        if isinstance(data.get(section), Mapping) and key in data[section]:
+            data = {**data, section: {k: v for k, v in data[section].items() if k != key}}
     data = interpolate(data, "", os.environ if env is None else env, problems)
     kwargs: dict = {}
     for key, value in data.items():
@@ -246,8 +298,22 @@ def parse_config(data: Mapping, source: str = "<config>",
             built = build(cls, value, key, problems)
             if built is not None:
                 kwargs[field_name] = built
+    if "database" in kwargs or "database" not in data:
+        kwargs["database"] = resolve_sqlite(kwargs.get("database", DatabaseConfig()),
+                                            base_dir or os.getcwd(), problems)
     config = Config(**kwargs)
-    check_config(config, data, problems)
+    if only is None:
+        check_config(config, data, problems)
+        warnings = config_warnings(config, data)
+        tables = data.get("subscriber")
+        tables = [tables] if isinstance(tables, Mapping) else tables
+        # Only when every table built: otherwise the indexes would name the wrong subscriber.
+        if check_subscriber is not None and isinstance(tables, list) and len(tables) == len(config.subscribers):
+            for i, subscriber in enumerate(config.subscribers):
+                found = check_subscriber(subscriber, f"subscriber[{i}]")
+                problems.extend(found.errors)
+                warnings.extend(found.warnings)
+        config = dataclasses.replace(config, warnings=tuple(warnings))
     # A value whose variable is unset was replaced by "": its follow-up complaints are noise.
     unset = {p.split(": ", 1)[0] for p in problems if ": environment variable " in p}
     problems = [p for p in problems

@@ -20,11 +20,13 @@ HealthCheck = Callable[[], Sequence[str]]  # returns the problems; empty means h
 
 
 class HealthApp:
-    """WSGI app; `check` runs on every /healthz, so it must answer within a second or two."""
+    """WSGI app; `check` runs on every /healthz, so it must answer within a second or two.
+    `warnings` (optional) names what works but looks wrong; they never turn the status to 503."""
 
-    def __init__(self, metrics, check: HealthCheck) -> None:
+    def __init__(self, metrics, check: HealthCheck, warnings: HealthCheck | None = None) -> None:
         self.metrics = metrics
         self.check = check
+        self.warnings = warnings
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -44,8 +46,11 @@ class HealthApp:
         except Exception as exc:  # the health check itself failed: that is unhealthy, not a crash
             log.warning("health check failed", exc_info=True)
             problems = [f"health check failed: {type(exc).__name__}"]
-        body = json.dumps({"status": "fail" if problems else "ok", "problems": problems},
-                          ensure_ascii=False).encode() + b"\n"
+        answer = {"status": "fail" if problems else "ok", "problems": problems}
+        warnings = list(self.warnings()) if self.warnings is not None else []
+        if warnings:
+            answer["warnings"] = warnings
+        body = json.dumps(answer, ensure_ascii=False).encode() + b"\n"
         status = "503 Service Unavailable" if problems else "200 OK"
         return self._reply(start_response, status, body, "application/json")
 
@@ -59,6 +64,6 @@ class HealthApp:
 class HealthServer(HttpServer):
     """HealthApp on [metrics] listen (loopback by default); start()/stop(), .port."""
 
-    def __init__(self, listen: str, metrics, check: HealthCheck) -> None:
-        super().__init__(HealthApp(metrics, check), parse_listen(listen), name="metrics server",
+    def __init__(self, listen: str, metrics, check: HealthCheck, warnings: HealthCheck | None = None) -> None:
+        super().__init__(HealthApp(metrics, check, warnings), parse_listen(listen), name="metrics server",
                          threads=SERVER_THREADS, limits=LIMITS)

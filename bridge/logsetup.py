@@ -107,6 +107,9 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str]
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Alembic says at INFO which of its plugins it loaded and which SQL dialect it found, on every
+    # schema check: noise for an admin. Its warnings stay; -v (DEBUG) shows everything.
+    logging.getLogger("alembic").setLevel(logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)
     return redactor
 
 

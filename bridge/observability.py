@@ -56,6 +56,11 @@ class Metrics:
         if latency_s is not None and latency_s >= 0:
             self.delivery_latency.labels(subscriber).observe(latency_s)
 
+    def filtered_total(self) -> float:
+        """Events no subscriber wanted since start, all servers."""
+        return sum(sample.value for metric in self.events_filtered.collect() for sample in metric.samples
+                   if sample.name.endswith("_total"))
+
     def soap_request(self, operation: str, result: str) -> None:
         self.soap_requests.labels(operation, result).inc()
 

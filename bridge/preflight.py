@@ -27,6 +27,7 @@ def describe_config(config: Config) -> str:
              f"{len(config.subscribers)} subscriber(s)"]
     parts.append(f"SOAP on {config.soap.listen}{config.soap.path}" if config.soap else "no SOAP service")
     parts.append(f"metrics on {config.metrics.listen}" if config.metrics else "no metrics server")
+    parts.append(f"outbox {safe_url(config.database.url)}")
     return ", ".join(parts)
 
 
@@ -69,16 +70,19 @@ def probe_database(url: str, timeout_s: float = 5.0) -> str | None:
         engine.dispose()
 
 
-def check_database(config: Config, timeout_s: float) -> CheckResult:
+def check_database(config: Config, timeout_s: float, config_path=None) -> CheckResult:
     name = f"database {safe_url(config.database.url)}"
     problem = probe_database(config.database.url, timeout_s)
     if problem:
         return CheckResult(name, False, problem)
-    from bridge.outbox.db import check_schema, make_engine
+    from bridge.errors import SchemaError
+    from bridge.outbox.db import check_schema, make_engine, naming_config
 
     engine = make_engine(config.database.url)
     try:
         check_schema(engine)
+    except SchemaError as exc:
+        return CheckResult(name, False, str(naming_config(exc, config_path) if config_path else exc))
     except BridgeError as exc:
         return CheckResult(name, False, str(exc))
     finally:
@@ -136,8 +140,35 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
-def run_checks(config: Config, timeout_s: float = 5.0) -> list[CheckResult]:
+def running_bridge_warnings(config: Config, timeout_s: float) -> list[str]:
+    """The warnings of a bridge already running with this config (its /healthz), if it answers:
+    e.g. a subscriber that matched nothing while events were filtered."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from bridge.config_checks import parse_listen
+
+    if config.metrics is None:
+        return []
+    host, port = parse_listen(config.metrics.listen)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    except (urllib.error.URLError, OSError):
+        return []   # not running (or not here): nothing to add
+    try:
+        return [str(w) for w in json.loads(body).get("warnings", [])]
+    except (ValueError, AttributeError):
+        return []
+
+
+def run_checks(config: Config, timeout_s: float = 5.0, config_path=None) -> list[CheckResult]:
     results = [check_ami(ami, timeout_s) for ami in config.ami]
     results += [check_subscriber(sub, timeout_s) for sub in config.subscribers]
-    results.append(check_database(config, timeout_s))
+    results.append(check_database(config, timeout_s, config_path))
     return results

@@ -18,6 +18,7 @@ AMI_STOP_TIMEOUT_S = 5.0
 DB_CONNECT_TIMEOUT_S = 5        # PostgreSQL (libpq connect_timeout takes whole seconds)
 EXPIRE_INTERVAL_S = 10.0        # how often ended calls leave the call model (CallsConfig.ended_grace_s)
 LINK_GRACE_S = 10.0             # an AMI link not up this long after start gets a LinkDown for the ERP
+QUIET_AFTER_FILTERED = 200      # filtered events after which a subscriber with no row is reported
 
 
 class _Housekeeper(threading.Thread):
@@ -61,6 +62,7 @@ class Runtime:
         self._housekeeper: _Housekeeper | None = None
         self._started = False
         self._stop_requested = threading.Event()
+        self._routed: set[str] = set()   # subscribers that got at least one row since start
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -164,6 +166,7 @@ class Runtime:
         self.metrics.watch_outbox(self.count_status, [s.name for s in self.config.subscribers])
 
     def _on_commit(self, events, rows: int, subscribers: set[str]) -> None:
+        self._routed.update(subscribers)
         if self.dispatcher is not None:
             # Deliver at once instead of at the next poll, waking only the subscribers that got
             # rows: with 20 subscribers, waking all on every 5 ms commit cost 8x the p99 latency.
@@ -201,7 +204,8 @@ class Runtime:
             return
         from bridge.health import HealthServer
 
-        self.health_server = HealthServer(self.config.metrics.listen, self.metrics, self.health_problems)
+        self.health_server = HealthServer(self.config.metrics.listen, self.metrics, self.health_problems,
+                                          self.health_warnings)
         self.health_server.start()
 
     def _stop_soap(self) -> None:
@@ -269,6 +273,17 @@ class Runtime:
         except Exception:  # the database went away during shutdown: nothing more to drain
             log.exception("cannot count pending rows")
             return 0
+
+    def health_warnings(self) -> list[str]:
+        """A subscriber that has matched nothing while plenty was filtered: its filters are
+        probably wrong (the case `config check` cannot prove)."""
+        filtered = self.metrics.filtered_total()
+        if filtered < QUIET_AFTER_FILTERED or self.router is None:
+            return []
+        return [f"subscriber {s.name}: no event matched its filters since start, while {filtered:.0f} "
+                "events were filtered (check mode, events, filter, headers)"
+                for s in self.config.subscribers
+                if s.name not in self._routed and self.router.is_enabled(s.name)]
 
     def health_problems(self) -> list[str]:
         problems = [f"ami {c.name}: not logged in ({c.stats.last_error or 'connecting'})"

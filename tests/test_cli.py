@@ -163,11 +163,12 @@ def test_wsdl_prints_service_with_configured_address(tmp_path, monkeypatch, caps
 
 
 @pytest.mark.slow  # a CLI subprocess each
-def test_run_exits_1_naming_db_upgrade_when_database_is_not_migrated(tmp_path):
+def test_run_exits_2_naming_the_full_db_upgrade_command_when_database_is_not_migrated(tmp_path):
+    # Exit 2 is RestartPreventExitStatus in the systemd unit: no restart loop every 5 s.
     path = write(tmp_path, valid_config(tmp_path))
     result = bridge_cli("run", "-c", str(path), env={"AMI_SECRET": "x"})
-    assert result.returncode == 1, result.stderr
-    assert "asterisk-bridge db upgrade" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert f"run `asterisk-bridge db upgrade -c {path.resolve()}`" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -175,7 +176,7 @@ def test_run_exits_1_naming_db_upgrade_when_database_is_not_migrated(tmp_path):
 def test_traceback_is_shown_only_when_verbose(tmp_path):
     path = write(tmp_path, valid_config(tmp_path))
     result = bridge_cli("-v", "run", "-c", str(path), env={"AMI_SECRET": "x"})
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" in result.stderr
 
 
@@ -227,3 +228,16 @@ def test_error_output_lists_the_cause_chain_when_errors_are_chained():
         text = format_error(exc)
     assert text.splitlines() == ["error: database upgrade failed",
                                  "  caused by: ConnectionRefusedError: [Errno 111] Connection refused"]
+
+
+@pytest.mark.parametrize("base_url", ["pbx:8080", "http://pbx:80x", "http://pbx:8080/bridge", "ftp://pbx"])
+def test_wsdl_refuses_a_base_url_that_is_not_scheme_host_port(capsys, base_url):
+    assert main(["wsdl", "--base-url", base_url]) == 2
+    assert f"--base-url: {base_url!r} is not scheme://host[:port]" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_missing_config_file_is_one_error_line(tmp_path):
+    result = bridge_cli("config", "check", "-c", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path / 'nope.toml'}: no such configuration file\n"

@@ -105,6 +105,64 @@ def test_demo_stops_cleanly_on_ctrl_c():
     assert "demo stopped:" in seen
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_uses_the_given_ports_keeps_the_outbox_and_its_sink_answers_a_browser():
+    import urllib.request
+
+    soap_port, metrics_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "bridge", "demo", "--soap-port", str(soap_port),
+                             "--metrics-port", str(metrics_port), "--keep-db", "--calls-per-minute", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    seen = ""
+    try:
+        deadline = time.monotonic() + 45
+        while " CallRinging " not in seen and time.monotonic() < deadline:
+            try:
+                seen += lines.get(timeout=0.5)
+            except queue.Empty:
+                pass
+        assert f"http://127.0.0.1:{soap_port}/bridge" in seen and f"127.0.0.1:{metrics_port}/metrics" in seen
+        assert "SOAP user / password       demo / demo" in seen
+        sink_url = re.search(r"ERP sink \(PushEvent\)\s+(\S+)", seen).group(1)
+        with urllib.request.urlopen(sink_url, timeout=5) as response:
+            page = response.read().decode()
+        assert response.headers["Content-Type"].startswith("text/plain")
+        assert re.search(r"PushEvent sink \(plays the ERP\): [1-9]\d* event\(s\) received", page), page
+        assert "CallRinging" in page
+        with urllib.request.urlopen(sink_url + "?wsdl", timeout=5) as response:
+            assert b'<xs:element name="PushEvent">' in response.read()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    time.sleep(0.2)
+    while not lines.empty():
+        seen += lines.get()
+    kept = re.search(r"outbox kept: (\S+)", seen).group(1)
+    try:
+        from bridge.outbox.db import check_schema, make_engine
+
+        engine = make_engine(f"sqlite:///{kept}")
+        check_schema(engine)
+        engine.dispose()
+    finally:
+        import shutil
+
+        shutil.rmtree(Path(kept).parent, ignore_errors=True)
+
+
 def test_demo_delivers_calls_over_ajam_when_transport_is_http():
     import io
 

@@ -64,3 +64,20 @@ def test_unknown_secrets_are_masked_by_shape_when_logged(restore_root_logger):
     logging.getLogger("bridge.test").info("url=http://u:s3cr3t@host/x Secret: abc123 password=hunter2")
     output = stream.getvalue()
     assert "s3cr3t" not in output and "abc123" not in output and "hunter2" not in output
+
+
+def test_alembic_info_lines_are_off_unless_debug():
+    import io
+    import logging
+
+    from bridge.logsetup import setup_logging
+
+    stream = io.StringIO()
+    setup_logging("INFO", stream=stream)
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate.schemas")
+    logging.getLogger("alembic.runtime.migration").warning("something odd")
+    assert "setup plugin" not in stream.getvalue() and "something odd" in stream.getvalue()
+    setup_logging("DEBUG", stream=stream)
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate.tables")
+    assert "setup plugin alembic.autogenerate.tables" in stream.getvalue()
+    setup_logging("WARNING", stream=io.StringIO())

@@ -33,6 +33,27 @@ CALL_ENDED = "CallEnded"
 CALL_TRANSFERRED = "CallTransferred"
 NORMALIZED_EVENTS = (CALL_RINGING, CALL_ANSWERED, CALL_ENDED, CALL_TRANSFERRED)
 
+# The headers each normalized event can carry (normalize.py builds them; a test holds the two
+# together). Config checks use it to refuse a subscriber `headers` key no event can match.
+_COMMON_HEADERS = ("Event", "CallId", "Extension", "CallerIDNum", "CallerIDName", "CalleeNum",
+                   "Direction", "State", "CallState", "Channel", "Uniqueid", "Queue", "OriginateId",
+                   "StartTime")
+NORMALIZED_HEADERS = {
+    CALL_RINGING: _COMMON_HEADERS,
+    CALL_ANSWERED: _COMMON_HEADERS + ("AnsweredBy", "AnswerTime"),
+    CALL_ENDED: _COMMON_HEADERS + ("Reason", "Cause", "CauseTxt", "Duration", "Billsec", "HangupBy",
+                                   "AnsweredBy", "EndTime"),
+    CALL_TRANSFERRED: _COMMON_HEADERS + ("TransferType", "TransferTarget", "TransfereeChannel"),
+}
+# Values a normalized header can only take (an exact `headers` match on anything else never matches).
+# Not `Reason`: LinkDown, which normalized subscribers get too, has a free-text one.
+NORMALIZED_VALUES = {
+    "Direction": (INBOUND, OUTBOUND, INTERNAL),
+    "State": (RINGING, ANSWERED, ENDED),
+    "CallState": (RINGING, ANSWERED, ENDED),
+    "HangupBy": ("caller", "callee", ""),
+}
+
 # Raw AMI events the call model reads, spelled as Asterisk spells them (both event sets).
 CALL_EVENT_NAMES = ("Newchannel", "Newstate", "NewCallerid", "Newexten", "HangupRequest", "Hangup",
                     "Dial", "Bridge", "Join", "Leave", "Transfer", "DialBegin", "DialEnd",

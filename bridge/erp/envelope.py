@@ -14,9 +14,11 @@ CONTENT_TYPE = "text/xml; charset=utf-8"
 
 # Normalized call fields in the order events.wsdl declares them (the call model's header names).
 CALL_FIELDS = ("CallId", "Linkedid", "Extension", "CallerIDNum", "CallerIDName", "CalleeNum",
-               "Direction", "State", "AnsweredBy", "Reason", "Cause", "CauseTxt", "Duration", "Billsec",
-               "OriginateId")
+               "Direction", "State", "CallState", "Queue", "AnsweredBy", "Reason", "Cause", "CauseTxt",
+               "Duration", "Billsec", "HangupBy", "StartTime", "AnswerTime", "EndTime", "OriginateId")
 _CALL_FIELDS_LOWER = {f.lower(): f for f in CALL_FIELDS}
+# xs:dateTime in the schema: an unknown time is left out rather than sent empty (invalid).
+_TIME_FIELDS = frozenset({"StartTime", "AnswerTime", "EndTime"})
 
 _HEAD = ('<?xml version="1.0" encoding="UTF-8"?>'
          f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><m:{OPERATION} xmlns:m="{ns.EVENTS}">')
@@ -37,6 +39,8 @@ def call_fields(event: BridgeEvent) -> list[tuple[str, str]]:
     for key, value in event.call.items():
         canonical = _CALL_FIELDS_LOWER.get(str(key).lower())
         if canonical is not None and value is not None:
+            if canonical in _TIME_FIELDS and not value:
+                continue
             found[canonical] = str(value)
     return [(f, found[f]) for f in CALL_FIELDS if f in found]
 

@@ -54,6 +54,45 @@ def required_literal(pattern: str, flags: int = re.DOTALL) -> str | None:
     return max(literals, key=lambda s: (any(c.isdigit() for c in s), len(s)), default=None)
 
 
+def branch_literals(pattern: str, flags: int = re.DOTALL) -> list[tuple[str, set[str]]] | None:
+    """Per top-level alternative of `pattern` (`a|b|c`), its text and the literals every match of
+    it contains; None when the pattern does not parse or ignores case."""
+    try:
+        parsed = sre_parse.parse(pattern, flags)
+    except re.error:
+        return None
+    if parsed.state.flags & _IGNORECASE:
+        return None
+    items = list(parsed)
+    if len(items) == 1 and items[0][0] is _BRANCH:
+        texts = _split_top_level(pattern)
+        branches = items[0][1][1]
+        if len(texts) != len(branches):
+            texts = [pattern] * len(branches)
+        return [(text, _required(list(b))) for text, b in zip(texts, branches)]
+    return [(pattern, _required(items))]
+
+
+def _split_top_level(pattern: str) -> list[str]:
+    """`a|(b|c)|d` → ["a", "(b|c)", "d"]: for messages only."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
 def _required(items: list) -> set[str]:
     """Literals required by a sequence of sre items (AND of its parts)."""
     found: set[str] = set()

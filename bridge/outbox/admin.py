@@ -55,10 +55,16 @@ def show(engine: Engine, row_id: int) -> dict:
 
 
 def retry(engine: Engine, row_id: int | None = None, dead: bool = False, subscriber: str | None = None,
-          now: datetime | None = None) -> int:
-    """Back to pending with attempts reset; returns how many rows changed."""
+          now: datetime | None = None, force: bool = False) -> int:
+    """Back to pending with attempts reset; returns how many rows changed. A delivered row is
+    sent again (same id) only with `force`: re-sending what the ERP already has is rarely meant."""
     if row_id is None and not dead:
         raise BridgeError("retry needs a row ID or --dead")
+    if row_id is not None and not force:
+        row = show(engine, row_id)
+        if row["status"] == DELIVERED:
+            raise BridgeError(f"row {row_id} was delivered at {_cell(row['delivered_at'])} UTC; "
+                              "add --force to send it again (same id: the ERP should ignore it)")
     with engine.begin() as conn:
         changed = queries.requeue(conn, now or _now(), row_id=row_id, dead=dead, subscriber=subscriber)
     if row_id is not None and changed == 0:
@@ -101,8 +107,21 @@ def format_row(row: dict) -> str:
     lines = [f"{k.ljust(width)}  {_cell(v) if k != 'last_error' else escape_controls(v or '-')}"
              for k, v in row.items() if k != "payload"]
     lines.append("payload:")
-    lines.append(escape_controls(row.get("payload") or ""))
+    # Line by line: the indentation's newlines stay, any control character inside is made visible.
+    lines.extend(escape_controls(line) for line in pretty_xml(row.get("payload") or "").split("\n"))
     return "\n".join(lines)
+
+
+def pretty_xml(payload: str) -> str:
+    """The stored envelope indented for reading; as stored when it is not XML."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(payload.encode("utf-8"))
+    except (etree.XMLSyntaxError, ValueError):
+        return payload
+    etree.indent(root, space="  ")
+    return etree.tostring(root, encoding="unicode")
 
 
 def to_json(data) -> str:

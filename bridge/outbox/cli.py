@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, SchemaError
 from bridge.outbox import admin
 from bridge.outbox.models import DEAD, DELIVERED, STATUSES
 
@@ -35,7 +35,8 @@ def database_url(args: argparse.Namespace) -> str:
     if config_path:
         from bridge.config_load import load_config
 
-        return load_config(config_path).database.url
+        # Only [database]: `db upgrade` must not need AMI_SECRET or SOAP_PASSWORD to be set.
+        return load_config(config_path, only=("database",)).database.url
     if os.environ.get(DATABASE_URL_ENV):
         return os.environ[DATABASE_URL_ENV]
     raise ConfigError(f"no database: give -c FILE, --database-url URL or set {DATABASE_URL_ENV}")
@@ -44,10 +45,33 @@ def database_url(args: argparse.Namespace) -> str:
 def _engine(args: argparse.Namespace, check: bool = True):
     from bridge.outbox.db import check_schema, make_engine
 
-    engine = make_engine(database_url(args))
+    url = database_url(args)
+    _refuse_missing_sqlite(url)
+    engine = make_engine(url)
     if check:
-        check_schema(engine)
+        try:
+            check_schema(engine)
+        except SchemaError as exc:
+            engine.dispose()
+            config_path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+            if config_path and not getattr(args, "database_url", None):
+                from bridge.outbox.db import naming_config
+
+                raise naming_config(exc, config_path) from None
+            raise
     return engine
+
+
+def _refuse_missing_sqlite(url: str) -> None:
+    """Reading a SQLite outbox that does not exist would create an empty file (and a wrong
+    answer); say where it was looked for instead."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if database and database != ":memory:" and not database.startswith("file:") \
+            and not os.path.exists(database):
+        raise SchemaError(f"no outbox database at {os.path.abspath(database)}; "
+                          "create it with `asterisk-bridge db upgrade`")
 
 
 # --- db ------------------------------------------------------------------------------------------
@@ -74,13 +98,18 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_db_check(args: argparse.Namespace) -> int:
-    engine = _engine(args, check=False)
-    try:
-        from bridge.outbox.db import check_schema
+    """Exit 1 (not 2) when the schema is behind: this command's answer, not a usage error."""
+    from bridge.outbox.db import check_schema
 
-        print(f"schema OK at revision {check_schema(engine)}")
-    finally:
-        engine.dispose()
+    try:
+        engine = _engine(args, check=False)
+        try:
+            print(f"schema OK at revision {check_schema(engine)}")
+        finally:
+            engine.dispose()
+    except SchemaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -93,9 +122,9 @@ def add_outbox_parser(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="counts by subscriber × status, oldest pending age")
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("list", help="newest rows first (no payload)")
-    p.add_argument("--status", choices=STATUSES)
-    p.add_argument("--subscriber")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--status", choices=STATUSES, help="only rows with this status")
+    p.add_argument("--subscriber", metavar="NAME", help="only this [[subscriber]]'s rows")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (default 50)")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("show", help="one row in full, payload included")
     p.add_argument("id", type=int)
@@ -105,6 +134,7 @@ def add_outbox_parser(subparsers) -> argparse.ArgumentParser:
     target.add_argument("id", type=int, nargs="?")
     target.add_argument("--dead", action="store_true", help="every dead row")
     p.add_argument("--subscriber", help="only this subscriber's rows")
+    p.add_argument("--force", action="store_true", help="also a delivered row (sent again, same id)")
     p.set_defaults(func=cmd_retry)
     p = sub.add_parser("purge", help="delete old delivered (or dead) rows")
     what = p.add_mutually_exclusive_group(required=True)
@@ -135,7 +165,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = _run(args, lambda e: admin.list_rows(e, args.status, args.subscriber, args.limit))
-    print(admin.to_json(rows) if args.json else admin.format_table(rows, admin.LIST_COLUMNS))
+    if args.json:
+        print(admin.to_json(rows))
+    elif not rows:
+        where = [f"{k} {v}" for k, v in (("status", args.status), ("subscriber", args.subscriber)) if v]
+        print(f"no outbox rows{' with ' + ' and '.join(where) if where else ''}")
+    else:
+        print(admin.format_table(rows, admin.LIST_COLUMNS))
     return 0
 
 
@@ -146,7 +182,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    n = _run(args, lambda e: admin.retry(e, args.id, args.dead, args.subscriber))
+    n = _run(args, lambda e: admin.retry(e, args.id, args.dead, args.subscriber, force=args.force))
     print(admin.to_json({"requeued": n}) if args.json else f"{n} row(s) back to pending")
     return 0
 
@@ -157,7 +193,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
         older_than_s = parse_duration(args.older_than)
     except ValueError as exc:
-        raise ConfigError(f"--older-than: {exc}") from exc
+        raise ConfigError(f"--older-than: {exc}") from None
     n = _run(args, lambda e: admin.purge(e, args.purge_status, older_than_s))
     print(admin.to_json({"purged": n}) if args.json else f"{n} {args.purge_status} row(s) purged")
     return 0
@@ -178,7 +214,7 @@ def main(argv=None) -> int:
         return args.func(args)
     except BridgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return 2 if isinstance(exc, (ConfigError, SchemaError)) else 1
 
 
 if __name__ == "__main__":

@@ -177,6 +177,15 @@ def check_schema(engine: Engine) -> str:
                       f"run `{UPGRADE_COMMAND}`")
 
 
+def naming_config(exc: SchemaError, config_path) -> SchemaError:
+    """The same error with `-c FILE` in the command it names, so it can be pasted as it is."""
+    import os
+    import shlex
+
+    command = f"{UPGRADE_COMMAND} -c {shlex.quote(os.path.abspath(config_path))}"
+    return SchemaError(str(exc).replace(f"`{UPGRADE_COMMAND}`", f"`{command}`"))
+
+
 def _short(exc: BaseException, limit: int = 200) -> str:
     text = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:limit]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 
+# Before any submodule imports spyne: spyne 2.14 on Python 3.12+ (see the module).
+from bridge.soap import _spyne_compat  # noqa: F401
+
 # Lazy, so importing one module of the package does not load spyne.
 _EXPORTS = {
     "build_app": "bridge.soap.app",

@@ -7,6 +7,7 @@ hang past the client's read timeout, reset the connection, or refuse connections
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 import threading
@@ -50,6 +51,11 @@ class Receipt:
     received_monotonic: float
     answered: str         # the mode that answered
     peer: tuple = ()      # client (host, port): one port across requests means keep-alive worked
+
+
+def _event_name(body: bytes) -> str:
+    match = re.search(rb"<(?:\w+:)?name>([^<]*)</", body)
+    return match.group(1).decode("utf-8", "replace") if match else "?"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -109,6 +115,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         for k, v in extra.items():
             self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        """A browser (or `check`, which asks for ?wsdl as of a 1C service) gets an answer it can
+        read: the PushEvent WSDL, or what this sink has received so far."""
+        if self.path.split("?", 1)[-1].lower() == "wsdl" and "?" in self.path:
+            from importlib.resources import files
+
+            payload = files("bridge").joinpath("wsdl", "events.wsdl").read_bytes()
+            content_type = "text/xml; charset=utf-8"
+        else:
+            receipts = self.server.sink.delivered()
+            lines = [f"asterisk-bridge PushEvent sink (plays the ERP): {len(receipts)} event(s) received.",
+                     f"The bridge POSTs SOAP envelopes to {self.server.sink.url}; GET ?wsdl for the contract.",
+                     "", "Last events:"]
+            lines += [f"  {time.strftime('%H:%M:%S', time.localtime(r.received_at))}  {_event_name(r.body)}"
+                      for r in receipts[-20:]] or ["  (none yet)"]
+            payload = ("\n".join(lines) + "\n").encode("utf-8")
+            content_type = "text/plain; charset=utf-8"
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 

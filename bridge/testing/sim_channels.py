@@ -17,6 +17,10 @@ _DEVICE = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI|Local)/([^-@/;]+)")
 # ExtensionState codes (include/asterisk/pbx.h AST_EXTENSION_*): 0 idle, 1 in use, 8 ringing.
 EXTENSION_IDLE, EXTENSION_INUSE, EXTENSION_RINGING, EXTENSION_NOT_FOUND = 0, 1, 8, -1
 _STATUS_TEXT = {0: "Idle", 1: "InUse", 8: "Ringing", -1: "Unknown"}
+# The simulated dialplan has a hint for every 2-4 digit extension (like a `_XXX` hint pattern).
+# Anything else has none, and Asterisk 22.10.1 then answers `Hint:` empty, `Status: -1`,
+# `StatusText: Unknown` (seen live for Exten 9999 in a context without hints).
+_HINTED = re.compile(r"\d{2,4}")
 _STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
 
 
@@ -113,12 +117,18 @@ class ChannelRegistry:
                 self._channels[channel] = replace(current, **changes)  # type: ignore[arg-type]
 
     def extension_state(self, exten: str) -> int:
+        if not has_hint(exten):
+            return EXTENSION_NOT_FOUND
         states = [c.state for c in self.snapshot() if c.device == exten]
         if not states:
             return EXTENSION_IDLE
         if any(s == 6 for s in states):
             return EXTENSION_INUSE
         return EXTENSION_RINGING if any(s in (4, 5) for s in states) else EXTENSION_INUSE
+
+
+def has_hint(exten: str) -> bool:
+    return _HINTED.fullmatch(exten) is not None
 
 
 def status_text(code: int) -> str:

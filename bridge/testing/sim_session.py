@@ -302,9 +302,9 @@ class SimSession(threading.Thread):
     def _action_extensionstate(self, msg: Message) -> None:
         exten, context = msg.get("Exten") or "", msg.get("Context") or "default"
         code = self.sim.channels.extension_state(exten)
+        hint = f"{self.sim.tech}/{exten}" if sim_channels.has_hint(exten) else ""
         pairs: list[tuple[str, Value]] = [(names.MESSAGE, "Extension Status"), ("Exten", exten),
-                                          ("Context", context), ("Hint", f"{self.sim.tech}/{exten}"),
-                                          ("Status", str(code))]
+                                          ("Context", context), ("Hint", hint), ("Status", str(code))]
         if self.sim.profile != "asterisk11":
             pairs.append(("StatusText", sim_channels.status_text(code)))
         self.reply(msg, *pairs)

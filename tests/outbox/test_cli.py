@@ -45,7 +45,7 @@ def test_db_upgrade_then_check_succeeds_when_database_empty(sqlite_url, capsys):
 
 def test_outbox_command_refuses_when_database_unmigrated(sqlite_url, capsys):
     code, _, err = run(capsys, "outbox", "stats", "--database-url", sqlite_url)
-    assert code == 1 and "asterisk-bridge db upgrade" in err
+    assert code == 2 and "asterisk-bridge db upgrade" in err
 
 
 def test_stats_prints_table_and_json_when_rows_exist(db_url, filled, capsys):
@@ -122,3 +122,21 @@ def test_parsers_plug_into_a_host_cli():
     args = parser.parse_args(["outbox", "retry", "--dead", "--subscriber", "erp", "--database-url", "x"])
     assert (args.dead, args.subscriber, args.id, args.database_url) == (True, "erp", None, "x")
     assert build_parser().parse_args(["outbox", "list", "--status", "dead"]).status == "dead"
+
+
+def test_retry_of_a_delivered_row_asks_for_force(db_url, filled, capsys, engine):
+    _, ids = filled
+    code, _, err = run(capsys, "outbox", "retry", str(ids[0]), "--database-url", db_url)
+    assert code == 1 and f"row {ids[0]} was delivered at " in err and "add --force" in err
+    assert admin.show(engine, ids[0])["status"] == "delivered"
+    assert run(capsys, "outbox", "retry", str(ids[0]), "--force", "--database-url", db_url)[:2] == \
+        (0, "1 row(s) back to pending\n")
+    assert admin.show(engine, ids[0])["status"] == "pending"
+
+
+def test_list_says_so_when_nothing_matches_and_show_indents_the_payload(db_url, filled, capsys):
+    events, ids = filled
+    assert run(capsys, "outbox", "list", "--subscriber", "nobody", "--database-url", db_url)[1] == \
+        "no outbox rows with subscriber nobody\n"
+    out = run(capsys, "outbox", "show", str(ids[0]), "--database-url", db_url)[1]
+    assert "\n  <soap:Body>\n    <m:PushEvent" in out

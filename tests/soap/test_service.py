@@ -275,3 +275,9 @@ def test_missing_required_field_is_a_client_fault_when_omitted(url, http, sim):
     code, text = fault(post(http, url, envelope("<m:ClickToCall><m:number>902</m:number></m:ClickToCall>")))
     assert code.endswith("Client.InvalidArgument") and "extension" in text
     assert sent(sim) == []
+
+
+def test_get_extension_state_is_not_found_when_the_extension_has_no_hint(zeep_client, sim):
+    # Asterisk 22.10.1 answers Status -1 (StatusText Unknown, Hint empty) for such an extension.
+    state = zeep_client.service.GetExtensionState(extension="99999", context="ext-local")
+    assert state.state == "not_found" and state.statusCode == -1
