@@ -1,6 +1,6 @@
 """Runs every benchmark of the project in one process tree and writes benchmarks/REPORT.md + a PNG chart.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only ami_parse,filter,outbox,soap,ajam,load]
+    .venv/bin/python benchmarks/run.py [--quick] [--only ami_parse,filter,outbox,soap,ajam,load,ari]
 
 Each benchmark script runs as a child process, one after the other (never two at once: this is
 a 2-core machine, and a benchmark sharing the cores with another measures nothing). Its printed
@@ -221,6 +221,25 @@ def load_rows(r: dict, single: dict | None) -> list[Row]:
     return rows
 
 
+def parse_ari(text: str) -> list[Row]:
+    """benchmarks/ari.py: ARI beside AMI over TCP, the same real Asterisk, the same run."""
+    rows = []
+    tcp = find(rf"AMI over TCP \(baseline\)\s+p50 {NUM} ms\s+p99 {NUM} ms", text)
+    ari = find(rf"ARI WebSocket \(ours\)\s+p50 {NUM} ms\s+p99 {NUM} ms", text)
+    for i, label in ((1, "p50"), (2, "p99")):
+        o, b = (num(ari.group(i)) if ari else None), (num(tcp.group(i)) if tcp else None)
+        rows.append(Row(f"ARI event → ERP latency {label}", o, "ms", "AMI over TCP", b,
+                        o / b if o and b else None, note="smaller is better; real Asterisk 22"))
+    tcp_s = find(rf"AMI over TCP \(baseline\)\s+{NUM} events/s", text)
+    ari_s = find(rf"ARI WebSocket \(ours\)\s+{NUM} events/s", text)
+    o, b = (num(ari_s.group(1)) if ari_s else None), (num(tcp_s.group(1)) if tcp_s else None)
+    rows.append(Row("ARI sustained read rate", o, "events/s", "AMI over TCP", b, o / b if o and b else None,
+                    note="a dialplan flood, both clients at once"))
+    if "no shared Asterisk" in text:
+        rows = [Row("ARI", None, "", note="no shared Asterisk: not measured")]
+    return rows
+
+
 PY = sys.executable
 BENCHES = [
     Bench("ami_parse", lambda q: [PY, "benchmarks/ami_parse.py", "--events", "50000" if q else "200000", "--runs", "3"],
@@ -237,6 +256,7 @@ BENCHES = [
                              "--one-subscriber", "200:10" if q else "200:30",
                              "--sink-down-seconds", "15" if q else "60", "--json-stdout"], parse_load,
           timeout_s=1800.0),
+    Bench("ari", lambda q: [PY, "benchmarks/ari.py"] + (["--quick"] if q else []), parse_ari, timeout_s=600.0),
 ]
 
 

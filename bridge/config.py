@@ -36,12 +36,15 @@ class AmiConfig:
     reconnect_base_s: float = 0.5
     reconnect_cap_s: float = 30.0
     # AJAM (transport = "http"): Asterisk's HTTP manager, long-polled with WaitEvent.
-    transport: str = "tcp"             # tcp | http
-    url: str = ""                      # http: e.g. https://pbx:8089/asterisk/ (http.conf prefix)
+    # ARI (transport = "ari"): the events WebSocket and REST (bridge.ari).
+    transport: str = "tcp"             # tcp | http | ari
+    url: str = ""                      # http: https://pbx:8089/asterisk/ (http.conf prefix); ari: http://pbx:8088/ari/
     verify_tls: bool = True
     proxy: str | None = None
     wait_timeout_s: float = 20.0       # WaitEvent Timeout; Asterisk caps it at httptimeout - 10 s
     httptimeout_s: float = 60.0        # manager.conf httptimeout of that Asterisk (its session lifetime)
+    app: str = "asterisk-bridge"       # ari: the Stasis application name the WebSocket subscribes as
+    hint_device: str = "PJSIP/{extension}"  # ari: the device GetExtensionState reads (ARI cannot read hints)
 
     def __post_init__(self) -> None:
         if not self.auth:  # the default depends on the transport

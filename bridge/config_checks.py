@@ -111,16 +111,18 @@ def _check_database(cfg: DatabaseConfig, path: str, problems: list[str]) -> None
 
 def _check_ami(cfg: AmiConfig, path: str, problems: list[str]) -> None:
     _name(cfg.name, f"{path}.name", problems)
-    _choice(cfg.transport, ("tcp", "http"), f"{path}.transport", problems)
+    _choice(cfg.transport, ("tcp", "http", "ari"), f"{path}.transport", problems)
     if cfg.transport == "http":
         _check_ajam(cfg, path, problems)
+    elif cfg.transport == "ari":
+        _check_ari(cfg, path, problems)
     else:
         if not _is_host(cfg.host):
             problems.append(f"{path}.host: {cfg.host!r} is not an IP address or host name")
         if not 1 <= cfg.port <= 65535:
             problems.append(f"{path}.port: {cfg.port} is out of range 1-65535")
         _choice(cfg.auth, ("md5", "plain"), f"{path}.auth", problems)
-    if not cfg.username:
+    if not cfg.username and cfg.transport != "ari":
         problems.append(f"{path}.username: required (the [user] section of manager.conf)")
     if cfg.events not in ("on", "off"):
         for item in (c.strip() for c in cfg.events.split(",")):
@@ -153,6 +155,24 @@ def _check_ajam(cfg: AmiConfig, path: str, problems: list[str]) -> None:
         problems.append(f"{path}.wait_timeout: {cfg.wait_timeout_s:g} s must be ≤ httptimeout - 10 s "
                         f"({cfg.httptimeout_s - 10:g} s): Asterisk ends a WaitEvent 10 s before the "
                         f"session would expire (raise manager.conf httptimeout and this key together)")
+
+
+def _check_ari(cfg: AmiConfig, path: str, problems: list[str]) -> None:
+    """transport = "ari": the ARI base url (http.conf + ari.conf), its user, the Stasis app name."""
+    if not cfg.url:
+        problems.append(f'{path}.url: required with transport = "ari" (e.g. "http://pbx:8088/ari/")')
+    else:
+        _http_url(cfg.url, f"{path}.url", problems)
+        if not cfg.url.rstrip("/").endswith("/ari"):
+            problems.append(f"{path}.url: should end in /ari/ (http.conf prefix + /ari)")
+    if not cfg.username:
+        problems.append(f"{path}.username: required (the user's [section] in ari.conf)")
+    if not cfg.app or not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.app):
+        problems.append(f"{path}.app: {cfg.app!r} must be letters, digits, '_', '.' or '-' (the Stasis app name)")
+    if cfg.tls:
+        problems.append(f'{path}.tls: not used with transport = "ari"; write an https:// url')
+    if "{extension}" not in cfg.hint_device:
+        problems.append(f'{path}.hint_device: must contain {{extension}} (e.g. "PJSIP/{{extension}}")')
 
 
 def _check_click_to_call(cfg: ClickToCallConfig, path: str, problems: list[str]) -> None:

@@ -91,7 +91,7 @@ def check_database(config: Config, timeout_s: float, config_path=None) -> CheckR
 
 
 def check_ami(ami_cfg, timeout_s: float) -> CheckResult:
-    from bridge.ami.transports import client_from_config, describe
+    from bridge.ari.transports import client_from_config, describe
 
     name = f"ami {ami_cfg.name} ({describe(ami_cfg)})"
     client = client_from_config(ami_cfg)
@@ -102,7 +102,8 @@ def check_ami(ami_cfg, timeout_s: float) -> CheckResult:
         while not client.wait_connected(AMI_POLL_S):
             if client.stats.auth_failures or time.monotonic() >= deadline:
                 return CheckResult(name, False, client.stats.last_error or "no login within the timeout")
-        versions = f"Asterisk {client.asterisk_version or '?'}, AMI {client.ami_version or '?'}"
+        protocol = "ARI" if ami_cfg.transport == "ari" else f"AMI {client.ami_version or '?'}"
+        versions = f"Asterisk {client.asterisk_version or '?'}, {protocol}"
         return CheckResult(name, True, f"logged in as {ami_cfg.username} ({versions})")
     finally:
         client.stop()

@@ -133,7 +133,7 @@ class Runtime:
         check_schema(self.engine)
 
     def _start_pipeline(self) -> None:
-        from bridge.ami.transports import client_from_config
+        from bridge.ari.transports import client_from_config
         from bridge.calls import CALL_EVENT_NAMES, CallTracker
         from bridge.erp.envelope import build_envelope
         from bridge.events import Pipeline, Router

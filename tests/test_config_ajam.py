@@ -75,8 +75,8 @@ ca_file = "/nonexistent/ca.pem"
 def test_url_is_required_and_transport_checked_when_missing_or_unknown():
     assert problems_of('[[ami]]\nname = "a"\nusername = "u"\ntransport = "http"\n') == [
         'ami[0].url: required with transport = "http" (e.g. "https://pbx:8089/asterisk/")']
-    assert "ami[0].transport: 'ari' is not one of tcp, http" in problems_of(
-        '[[ami]]\nname = "a"\nusername = "u"\ntransport = "ari"\n')
+    assert "ami[0].transport: 'ws' is not one of tcp, http, ari" in problems_of(
+        '[[ami]]\nname = "a"\nusername = "u"\ntransport = "ws"\n')
 
 
 def test_cookie_auth_is_refused_when_the_transport_is_tcp():

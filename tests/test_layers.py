@@ -72,6 +72,7 @@ LAYERS = [
     {"bridge.config"},
     {"bridge.config_checks", "bridge.config_load", "bridge.logsetup", "bridge.httpserver", "bridge.httpgate"},
     {"bridge.ami"},
+    {"bridge.ari"},
     {"bridge.events"},
     {"bridge.calls"},
     {"bridge.outbox", "bridge.erp"},

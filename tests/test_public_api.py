@@ -93,6 +93,7 @@ def _stub_functions(obj) -> list[str]:
 # Listener callbacks that must exist and rightly do nothing; each one reviewed, with its reason.
 INTENTIONAL_NO_OPS = {
     "Pipeline.on_disconnected",   # calls stay open until the resync after the next login decides
+    "AriClient.set_filters",      # ARI has no per-session event Filter; the router filters what subscribers get
 }
 
 

@@ -82,8 +82,11 @@ class CallEngine(Endings, Originated):
         ch = Channel(server, uniqueid, name, "", now, state, state, context, exten, seq=self.seq)
         ch.update_caller(cid_num, cid_name, conn_num)
         half_of = self.legs.get((server, key))
-        if half_of is not None and (server, half_of) in self.calls:
-            call = self.calls[(server, half_of)]   # the other half of a Local pair: same leg
+        other = self.calls.get((server, half_of)) if half_of is not None else None
+        # The other half of a Local pair is live when this one appears; a leg whose channels are all
+        # gone is an older channel of the same name (Asterisk restarted its counters): a new call.
+        if other is not None and any(not c.hung_up for c in other.legs[key].channels):
+            call = other                           # the other half of a Local pair: same leg
             leg = call.legs[key]
         else:
             call_id = linkedid or uniqueid
@@ -171,6 +174,13 @@ class CallEngine(Endings, Originated):
         # answer is taken from its DialEnd ANSWER: nobody then rings after the call was answered.
         leg.awaits_dial_end = dial_end_follows
         self._ring(call, leg)
+        if leg.answered_at is not None and call.answered_by is None:
+            # It came Up while still a call of its own: a Local callee that answers at once can
+            # be Up before the DialBegin (AMI) or Dial (ARI) that links it arrives (22.10.1, calls
+            # placed concurrently). Its answer is this call's answer: now, or at its DialEnd.
+            leg.answered_at = None
+            if not dial_end_follows:
+                self._answer(call, leg)
 
     def dial_end(self, server: str, src_uid: str | None, dst_uid: str | None, status: str) -> None:
         dst = self.channel(server, dst_uid)

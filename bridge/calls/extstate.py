@@ -61,6 +61,7 @@ _CHANNEL_EVENTS = frozenset({
     "Bridge", "Link", "Unlink", "Hold", "Unhold", "MusicOnHoldStart", "MusicOnHoldStop",
 })
 DEVICE_STATE_CHANGE = "DeviceStateChange"       # Asterisk 12+: Device: PJSIP/202, State: INUSE
+ARI_DEVICE_STATE_CHANGED = "DeviceStateChanged"  # the same over ARI
 
 
 def device_resource(channel: str | None) -> str | None:
@@ -108,7 +109,15 @@ class ExtensionStateCache:
 
     def on_event(self, server: str, message: Message) -> None:
         event = message.event
-        if event == EXTENSION_STATUS:
+        if event == ARI_DEVICE_STATE_CHANGED:
+            # ARI (bridge.ari.event flattens `device_state.name`): `PJSIP/202` names extension 202;
+            # a custom device (`Custom:x`) names none we know, so that server's answers are re-asked.
+            resource = device_resource(message.get("device_state.name"))
+            if resource:
+                self._forget_exten(server, resource)
+            else:
+                self.forget(server)
+        elif event == EXTENSION_STATUS:
             exten, context = message.get("Exten"), message.get("Context")
             if exten and context:
                 self._store(server, exten, context, _int(message.get("Status")))

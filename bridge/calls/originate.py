@@ -10,6 +10,7 @@ from typing import Callable
 
 from bridge.ami import names
 from bridge.ami.message import Banner, Message
+from bridge.ari.event import AriEvent
 
 PENDING, SUCCESS, FAILURE = "pending", "success", "failure"
 MAX_TRACKED = 10_000             # oldest outcomes are forgotten first; 1C polls within seconds
@@ -29,6 +30,11 @@ REASONS = {
     5: "busy",
     8: "congestion",
 }
+
+
+# Over ARI the originate's Dial status stands in for OriginateResponse Reason (app_dial's DIALSTATUS).
+ARI_DIAL_REASON = {"ANSWER": 4, "BUSY": 5, "NOANSWER": 3, "CANCEL": 1, "CONGESTION": 8, "CHANUNAVAIL": 0,
+                   "DONTCALL": 0, "TORTURE": 0, "INVALIDARGS": 0}
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,9 @@ class OriginateTracker:
     # --- AmiListener ----------------------------------------------------------------------------
 
     def on_event(self, server: str, message: Message) -> None:
+        if isinstance(message, AriEvent):
+            self._on_ari(server, message)
+            return
         if message.event != names.ORIGINATE_RESPONSE:
             return
         action_id = message.action_id
@@ -117,6 +126,27 @@ class OriginateTracker:
             changes["uniqueid"] = uniqueid
             changes["linkedid"] = message.get(names.LINKEDID) or current.linkedid or uniqueid
         self._update(action_id, **changes)
+
+    def _on_ari(self, server: str, message: AriEvent) -> None:
+        """ARI has no OriginateResponse: the channel we named (channelId = originate id) tells.
+        The originate's own `Dial` event (no caller, `peer` = our channel) ends with a dialstatus
+        (ANSWER, BUSY, NOANSWER, …); a channel destroyed before any is a failure."""
+        kind = message.event
+        if kind == "Dial":
+            uid, status = message.get("peer.id"), message.get("dialstatus") or ""
+            if message.get("caller.id") or status not in ARI_DIAL_REASON:
+                return
+            code = ARI_DIAL_REASON[status]
+        elif kind == "ChannelDestroyed":
+            uid, code = message.get("channel.id"), 0
+        else:
+            return
+        with self._lock:
+            current = self._states.get(uid or "")
+        if current is None or current.server != server or current.status != PENDING:
+            return
+        self._update(uid, status=SUCCESS if code == 4 else FAILURE, reason_code=code, reason=REASONS[code],
+                     uniqueid=uid)
 
     def on_connected(self, server: str, banner: Banner) -> None:
         pass

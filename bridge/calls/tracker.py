@@ -7,7 +7,8 @@ import time
 from typing import Callable, Sequence
 
 from bridge.ami.message import Message
-from bridge.calls import asterisk11, asterisk12, common
+from bridge.ari.event import AriEvent
+from bridge.calls import ari, asterisk11, asterisk12, common
 from bridge.calls.common import to_int
 from bridge.calls.engine import CallEngine
 from bridge.calls.intents import Intent
@@ -27,6 +28,8 @@ _HANDLERS: dict[str, common.Handler] = {**common.HANDLERS, **asterisk11.HANDLERS
 # without taking the lock. CALL_EVENT_NAMES spells them the way Asterisk does.
 CALL_EVENTS = frozenset(_HANDLERS)
 assert {n.lower() for n in CALL_EVENT_NAMES} == CALL_EVENTS
+# ARI's names are a table of their own: its `Dial` is not Asterisk 11's AMI `Dial`.
+_ARI_HANDLERS = ari.HANDLERS
 
 
 class CallTracker:
@@ -43,9 +46,10 @@ class CallTracker:
         self._engine = CallEngine(calls_config, clock)
 
     def feed(self, server: str, message: Message) -> list[BridgeEvent]:
-        """Apply one raw AMI event; returns the normalized events it caused (often none)."""
+        """Apply one raw AMI (or ARI) event; returns the normalized events it caused (often none)."""
         name = message.event
-        handler = _HANDLERS.get(name.lower()) if name else None
+        table = _ARI_HANDLERS if isinstance(message, AriEvent) else _HANDLERS
+        handler = table.get(name.lower()) if name else None
         if handler is None:
             return []
         with self._lock:

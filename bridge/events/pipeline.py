@@ -60,9 +60,14 @@ def raw_event(server: str, message: Message, received_monotonic: float = 0.0,
     """The raw BridgeEvent of an AMI event; its order key keeps one call's events together:
     the call id when the tracker knows it, else Linkedid, Uniqueid or Channel."""
     order_key = (call_id or message.get("Linkedid") or message.get("Uniqueid")
-                 or message.get("Channel") or message.event or "")
+                 or message.get("Channel") or _ari_channel(message) or message.event or "")
     return BridgeEvent(server=server, name=message.event or "", kind=RAW, headers=message.headers,
                        text=message.text, order_key=order_key, received_monotonic=received_monotonic)
+
+
+def _ari_channel(message: Message) -> str | None:
+    """An ARI event's channel (bridge.ari.event flattens `channel.id`; a Dial names its `peer`)."""
+    return message.get("channel.id") or message.get("peer.id")
 
 
 class Pipeline:
@@ -102,7 +107,7 @@ class Pipeline:
         normalized = self.tracker.feed(server, message)
         names = self.router.route(_RawView(message, server))
         if names:
-            uid = message.get("Uniqueid") or message.get("Uniqueid1")
+            uid = message.get("Uniqueid") or message.get("Uniqueid1") or _ari_channel(message)
             self._accept(raw_event(server, message, arrived, self.tracker.call_id_of(server, uid)), names)
         elif metrics is not None:
             metrics.event_filtered(server)

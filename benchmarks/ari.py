@@ -1,0 +1,160 @@
+"""ARI against AMI over TCP, both reading the same real Asterisk 22 (the only ARI there is here).
+
+    .venv/bin/python benchmarks/ari.py [--quick] [--rate 50] [--seconds 10] [--flood 20000]
+
+Latency: event → ERP. A channel runs `[bench] rate` (benchmarks/ari-etc): it sets BENCHT to
+Asterisk's wall clock every 1/rate s; each set is a VarSet over AMI and a ChannelVarset over ARI.
+A whole bridge (client, call model, filters, SQLite outbox, dispatcher, SOAP POST to a fake ERP)
+delivers those raw events; latency = ERP receipt time − BENCHT (same host, same clock). One
+bridge per transport, one after the other, the same dialplan each time.
+Throughput: `[bench] flood` sets a variable `flood` times as fast as the dialplan runs, while an
+AMI client and an ARI client both listen; each reports the events/s it read from the first event
+of the flood to the last (Asterisk's own pace bounds both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bridge.ami.actions import Action  # noqa: E402
+from bridge.ami.client import AmiClient  # noqa: E402
+from bridge.ari.client import AriClient  # noqa: E402
+from bridge.config import Config, DatabaseConfig, SubscriberConfig  # noqa: E402
+from tests.ari.live.pbx import Pbx, asterisk_dir  # noqa: E402
+from tests.ari.live.stack import ami_config  # noqa: E402
+
+_VALUE = re.compile(rb'<m:header name="[Vv]alue">([0-9]+\.[0-9]+)</m:header>')
+
+
+def originate(pbx_client, exten: str, count: int, gap_s: float = 0.0) -> None:
+    variables = [f"COUNT={count}"] + ([f"GAP={gap_s:.4f}"] if gap_s else [])
+    pbx_client.send_action(Action.build("Originate", Channel="Local/401@phones", Context="bench", Exten=exten,
+                                        Priority=1, Variable=variables, Async=True)).result(10)
+
+
+def latency_run(pbx: Pbx, transport: str, rate: float, seconds: float) -> dict:
+    from bridge.runtime import Runtime
+    from bridge.testing.fake_erp import FakeErp
+
+    count = int(rate * seconds)
+    with tempfile.TemporaryDirectory() as tmp, FakeErp() as sink:
+        config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp}/outbox.db", batch_max_delay_s=0.005),
+                        ami=(ami_config(pbx, transport, ping_interval_s=10.0, ping_timeout_s=5.0),),
+                        subscribers=(SubscriberConfig(name="erp", url=sink.url, mode="raw",
+                                                      events=("VarSet", "ChannelVarset"),
+                                                      headers={"Variable": "BENCHT"}),))
+        runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=2.0).start()
+        driver = AmiClient(ami_config(pbx, "tcp"))
+        driver.start()
+        try:
+            assert runtime.clients[0].wait_connected(10) and driver.wait_connected(10)
+            time.sleep(0.5)                       # the resync after login is over
+            originate(driver, "rate", count, 1.0 / rate)
+            sink.wait_for(lambda s: len(s.delivered()) >= count, seconds * 3 + 30)
+        finally:
+            driver.stop()
+            runtime.stop()
+        lat = sorted((r.received_at - float(m.group(1))) * 1000.0
+                     for r in sink.delivered() if (m := _VALUE.search(r.body)))
+    return {"kind": transport, "sent": count, "received": len(lat), "p50": _pct(lat, 50), "p99": _pct(lat, 99),
+            "max": lat[-1] if lat else float("nan")}
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(p * 10) - 1] if len(values) > 1 else values[0]
+
+
+class _Counter:
+    """A listener that times the flood's variable sets (BENCHF) as they arrive."""
+
+    def __init__(self, name_key: str) -> None:
+        self.key = name_key
+        self.count = 0
+        self.first = self.last = 0.0
+        self.lock = threading.Lock()
+
+    def on_event(self, server, message) -> None:
+        if message.get(self.key) == "BENCHF":
+            now = time.monotonic()
+            with self.lock:
+                self.first = self.first or now
+                self.last = now
+                self.count += 1
+
+    def on_connected(self, server, banner) -> None:
+        pass
+
+    def on_disconnected(self, server, reason) -> None:
+        pass
+
+
+def flood_run(pbx: Pbx, count: int) -> dict:
+    ami, ari = AmiClient(ami_config(pbx, "tcp")), AriClient(ami_config(pbx, "ari", ping_interval_s=10.0))
+    counters = {"tcp": _Counter("Variable"), "ari": _Counter("variable")}
+    ami.add_listener(counters["tcp"])
+    ari.add_listener(counters["ari"])
+    for client in (ami, ari):
+        client.start()
+    try:
+        assert ami.wait_connected(10) and ari.wait_connected(10)
+        time.sleep(0.5)
+        originate(ami, "flood", count)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and min(c.count for c in counters.values()) < count:
+            time.sleep(0.05)
+    finally:
+        ami.stop()
+        ari.stop()
+    out = {}
+    for kind, c in counters.items():
+        span = c.last - c.first
+        out[kind] = {"events": c.count, "per_s": c.count / span if span > 0 else float("nan")}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--flood", type=int, default=5000)
+    args = parser.parse_args()
+    seconds, flood = (4.0, 3000) if args.quick else (args.seconds, args.flood)
+    home = asterisk_dir()
+    if home is None:
+        print("no shared Asterisk (../shared/asterisk or BRIDGE_ASTERISK_DIR): nothing measured")
+        return 1
+    pbx = Pbx(home, overlay=Path(__file__).resolve().parent / "ari-etc").start()
+    try:
+        runs = [latency_run(pbx, kind, args.rate, seconds) for kind in ("tcp", "ari")]
+        floods = flood_run(pbx, flood)
+    finally:
+        pbx.stop()
+    print(f"event → ERP latency at {args.rate:g} events/s for {seconds:g} s (real Asterisk 22, whole bridge):")
+    for r in runs:
+        label = "AMI over TCP (baseline)" if r["kind"] == "tcp" else "ARI WebSocket (ours)"
+        print(f"  {label:<26} p50 {r['p50']:.1f} ms  p99 {r['p99']:.1f} ms  max {r['max']:.1f} ms  "
+              f"({r['received']}/{r['sent']} delivered)")
+    tcp, ari = runs
+    print(f"  ARI / TCP: p50 {ari['p50'] / tcp['p50']:.2f}x  p99 {ari['p99'] / tcp['p99']:.2f}x")
+    print(f"sustained read rate, one flood of {flood} variable sets seen by both clients at once:")
+    print(f"  AMI over TCP (baseline)    {floods['tcp']['per_s']:,.0f} events/s ({floods['tcp']['events']} read)")
+    print(f"  ARI WebSocket (ours)       {floods['ari']['per_s']:,.0f} events/s ({floods['ari']['events']} read)")
+    print(f"  ARI / TCP: {floods['ari']['per_s'] / floods['tcp']['per_s']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

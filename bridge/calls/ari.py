@@ -1,0 +1,126 @@
+"""Adapter for ARI events (Asterisk 12+ REST interface): the same channel facts from JSON snapshots.
+
+ARI events carry a channel snapshot (`channel.*`, flattened by bridge.ari.event) but, on 22.10.1,
+no Linkedid: the engine links the dialed channels to their caller through the `Dial` event
+(`caller.*` → `peer.*`), as it does for Asterisk 11. `Dial` with an empty `dialstatus` is the
+start of a dial; RINGING/PROGRESS/PROCEEDING are progress; anything else is its end (AMI DialEnd).
+ARI has no queue events: a channel whose dialplan runs `Queue(name,…)` has joined `name`.
+"""
+
+from __future__ import annotations
+
+from bridge.ami.message import Message
+from bridge.ari.event import state_number
+from bridge.calls.channels import Channel
+from bridge.calls.common import Handler
+from bridge.calls.engine import CallEngine
+from bridge.calls.state import CALLEE
+
+DIAL_PROGRESS = {"RINGING", "PROGRESS", "PROCEEDING"}
+# Apps that run on the outgoing channel of a Dial or a queue member while it is being called.
+DIALED_APPS = {"appdial", "appqueue"}
+
+
+def ensure_channel(engine: CallEngine, server: str, msg: Message, prefix: str = "channel") -> Channel | None:
+    """The channel an event's snapshot (`channel.*`, `peer.*`, `caller.*`) describes, created if new."""
+    uid, name = msg.get(f"{prefix}.id"), msg.get(f"{prefix}.name")
+    if not uid or not name:
+        return None
+    return engine.channel_new(
+        server, uid, name, state_number(msg.get(f"{prefix}.state")), msg.get(f"{prefix}.dialplan.context") or "",
+        msg.get(f"{prefix}.dialplan.exten") or "", msg.get(f"{prefix}.caller.number"),
+        msg.get(f"{prefix}.caller.name"), None, msg.get(f"{prefix}.connected.number"))
+
+
+def on_created(engine: CallEngine, server: str, msg: Message) -> None:
+    ensure_channel(engine, server, msg)
+
+
+def on_state_change(engine: CallEngine, server: str, msg: Message) -> None:
+    ch = ensure_channel(engine, server, msg)
+    if ch is None:
+        return
+    if (msg.get("channel.dialplan.app_name") or "").lower() in DIALED_APPS and engine.call_of(ch)[1].role != CALLEE:
+        # ARI may deliver a dialed channel's Ringing before the Dial event naming its caller
+        # (22.10.1, four calls at once); without Linkedid the channel would ring as a call of
+        # its own. Keep the state; the Dial event rings it inside the caller's call.
+        ch.state = state_number(msg.get("channel.state"))
+        return
+    engine.state(server, ch.uniqueid, state_number(msg.get("channel.state")), msg.get("channel.caller.number"),
+                 msg.get("channel.caller.name"), msg.get("channel.connected.number"))
+
+
+def on_caller_id(engine: CallEngine, server: str, msg: Message) -> None:
+    engine.caller_id(server, msg.get("channel.id"), msg.get("channel.caller.number"),
+                     msg.get("channel.caller.name"), msg.get("channel.connected.number"))
+
+
+def on_dialplan(engine: CallEngine, server: str, msg: Message) -> None:
+    uid = msg.get("channel.id")
+    engine.newexten(server, uid, msg.get("channel.dialplan.context") or "", msg.get("channel.dialplan.exten") or "",
+                    msg.get("dialplan_app"))
+    if (msg.get("dialplan_app") or "").lower() == "queue":
+        queue = (msg.get("dialplan_app_data") or "").split(",")[0]
+        engine.queue_join(server, uid, queue or None)
+
+
+def on_dial(engine: CallEngine, server: str, msg: Message) -> None:
+    status = msg.get("dialstatus") or ""
+    if status in DIAL_PROGRESS:
+        return
+    if status:
+        engine.dial_end(server, msg.get("caller.id"), msg.get("peer.id"), status)
+        return
+    src = ensure_channel(engine, server, msg, "caller")
+    dst = ensure_channel(engine, server, msg, "peer")
+    if dst is not None:
+        engine.dial_begin(server, src.uniqueid if src else None, dst, msg.get("dialstring"),
+                          dial_end_follows=src is not None)
+
+
+def on_entered_bridge(engine: CallEngine, server: str, msg: Message) -> None:
+    ch = ensure_channel(engine, server, msg)
+    if ch is not None:
+        engine.queue_leave(server, ch.uniqueid)
+        engine.bridge_enter(server, ch.uniqueid, msg.get("bridge.id") or "")
+
+
+def on_left_bridge(engine: CallEngine, server: str, msg: Message) -> None:
+    engine.bridge_leave(server, msg.get("channel.id"))
+
+
+def on_blind_transfer(engine: CallEngine, server: str, msg: Message) -> None:
+    # `channel` is the transferer; `transferee` the party sent to `exten` (res/ari/ari_model_events).
+    transferee = engine.channel(server, msg.get("transferee.id"))
+    transferer = engine.channel(server, msg.get("channel.id"))
+    if transferee is not None:
+        engine.transfer(transferee, transferer, msg.get("exten") or "", "blind")
+
+
+def on_hangup_request(engine: CallEngine, server: str, msg: Message) -> None:
+    engine.hangup_request(server, msg.get("channel.id"))
+
+
+def on_destroyed(engine: CallEngine, server: str, msg: Message) -> None:
+    engine.hangup(server, msg.get("channel.id"), msg.get("cause"), msg.get("cause_txt"))
+
+
+HANDLERS: dict[str, Handler] = {
+    "channelcreated": on_created,
+    "channelstatechange": on_state_change,
+    "channelcallerid": on_caller_id,
+    "channelconnectedline": on_caller_id,
+    "channeldialplan": on_dialplan,
+    "dial": on_dial,
+    "channelenteredbridge": on_entered_bridge,
+    "channelleftbridge": on_left_bridge,
+    "bridgeblindtransfer": on_blind_transfer,
+    "channelhanguprequest": on_hangup_request,
+    "channeldestroyed": on_destroyed,
+}
+
+# As ARI spells them (the WebSocket sends every event of subscribeAll; no server-side filter).
+ARI_CALL_EVENT_NAMES = ("ChannelCreated", "ChannelStateChange", "ChannelCallerId", "ChannelConnectedLine",
+                        "ChannelDialplan", "Dial", "ChannelEnteredBridge", "ChannelLeftBridge",
+                        "BridgeBlindTransfer", "ChannelHangupRequest", "ChannelDestroyed")
+assert {n.lower() for n in ARI_CALL_EVENT_NAMES} == set(HANDLERS)
