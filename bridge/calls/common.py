@@ -62,6 +62,13 @@ def on_hangup(engine: CallEngine, server: str, msg: Message) -> None:
     engine.hangup(server, msg.get("Uniqueid"), msg.get("Cause"), msg.get("Cause-txt"))
 
 
+def on_originate_response(engine: CallEngine, server: str, msg: Message) -> None:
+    # Same fields on 11.25.3 and 22.10.1: `Application` is set only for an Originate into an
+    # application (a Context/Exten one carries Context/Exten instead).
+    engine.originate_response(server, msg.get("Uniqueid"), msg.get("Application"),
+                              (msg.get("Response") or "").lower() == "success")
+
+
 HANDLERS: dict[str, Handler] = {
     "newchannel": on_newchannel,
     "newstate": on_newstate,
@@ -69,4 +76,5 @@ HANDLERS: dict[str, Handler] = {
     "newexten": on_newexten,
     "hanguprequest": on_hangup_request,
     "hangup": on_hangup,
+    "originateresponse": on_originate_response,
 }

@@ -21,7 +21,7 @@ REASON_CAUSE = {m.R_BUSY: ("17", "User busy"), m.R_NO_ANSWER: ("19", "User alert
 
 class Endings:
     """Hangup handling for CallEngine; uses its channel(), call_of(), clock, queued, _emit(),
-    _prepare(). See engine.py for the theory of operation."""
+    _prepare(), _party_answered(), _operator_answered(). See engine.py for the theory of operation."""
 
     def hangup_request(self, server: str, uniqueid: str | None) -> None:
         ch = self.channel(server, uniqueid)
@@ -68,8 +68,13 @@ class Endings:
             self._end_call(call)
 
     def _end_leg(self, call: Call, leg: Leg, cause: str | None, cause_txt: str | None) -> None:
-        if leg.role == CALLEE and call.answered_by is None:
-            self._answer_waiting_sibling(call, leg)
+        if (leg is call.origin and call.originated and not call.lost and call.intent is None
+                and call.entered is None and not call.callee_legs()):
+            # Up, yet it never ran dialplan nor dialed anyone: it was originated into an
+            # application (its OriginateResponse missed, or its Local far half never ran one).
+            self._party_answered(call, leg)
+        if leg.role == CALLEE and call.answered_by is None and not call.lost:
+            self._answer_waiting_sibling(call, leg)   # (a reconnect's reconcile only ends calls)
         leg.ended_at = self.clock()
         leg.cause, leg.cause_txt = cause, cause_txt
         leg.reason = leg_reason(call, leg)
@@ -101,6 +106,8 @@ class Endings:
         if not call.emitted and not call.originated:
             call.ended_at = now
             return   # nobody was dialed (voicemail, IVR, a feature code): not a call to report
+        if not call.lost:   # a reconnect's reconcile only ends calls
+            self._operator_answered(call)
         answered = call.legs.get(call.answered_by) if call.answered_by else None
         if answered is not None and answered.end_reported:
             answered = None   # it left earlier (a transfer) and has had its CallEnded

@@ -15,6 +15,9 @@ gets its own CallEnded (`answered-elsewhere` for the queue members who lost the 
 party's CallEnded is held back and becomes the call's final CallEnded (`CallState: ended`),
 so a queue call answered by member 2 is never reported as missed.
 
+Originated calls (originated.py): the first channel of an Originate is its caller (an operator,
+then the dialplan runs) or, sent straight into an application, the party called.
+
 The caller must hold the tracker's lock; the engine has no threads and no I/O.
 """
 
@@ -27,6 +30,7 @@ from bridge.calls import model as m
 from bridge.calls import normalize
 from bridge.calls.channels import Channel, device_of, dial_target, known, leg_key
 from bridge.calls.endings import Endings
+from bridge.calls.originated import Originated
 from bridge.calls.intents import Intents
 from bridge.calls.state import CALLEE, CALLER, Call, Leg
 from bridge.config import CallsConfig
@@ -37,19 +41,9 @@ RINGING_STATE = 5        # AST_STATE_RINGING
 UP_STATE = 6             # AST_STATE_UP
 BUSY_STATE = 7           # AST_STATE_BUSY
 DOWN_STATE = 0           # an outgoing channel starts Down; an incoming one starts in Ring (4)
-# Applications that only route, ring or bookkeep. Any other application run by an originated
-# call's first channel once it is up, with nobody dialed, means the dialplan handles the call
-# itself (an IVR, Playback, Wait, voicemail): the number it was sent to answered.
-ROUTING_APPS = frozenset({
-    "dial", "queue", "goto", "gotoif", "gotoiftime", "gosub", "gosubif", "return", "stackpop",
-    "macro", "macroexit", "set", "setvar", "msets", "noop", "execif", "exec", "tryexec", "hangup",
-    "softhangup", "ringing", "progress", "busy", "congestion", "log", "verbose", "dumpchan",
-    "mixmonitor", "stopmixmonitor", "monitor", "system", "trysystem", "importvar", "followme",
-    "originate", "pickup", "pickupchan", "stasis", "agi", "userevent", "cdr_setvar", "resetcdr",
-})
 
 
-class CallEngine(Endings):
+class CallEngine(Endings, Originated):
     """Channels and calls of every server; feed it facts, collect `out`."""
 
     def __init__(self, cfg: CallsConfig, clock: Callable[[], float]) -> None:
@@ -253,7 +247,13 @@ class CallEngine(Endings):
             if call.intent is not None or (call.originated and leg.rang):
                 if not leg.rang:
                     self._ring(call, leg)
-                self._emit(normalize.answered(call, leg, now))
+                if call.intent is None and call.entered is None:
+                    # Someone else's Originate: an operator picking up (dialplan follows) or,
+                    # sent into an application, the party called answering (CallState
+                    # answered). What comes next tells: OriginateResponse, Newexten, a Dial.
+                    leg.answer_pending = True
+                    return
+                self._report_answer(call, leg, now)
             return
         if leg.role != CALLEE:
             return
@@ -264,7 +264,7 @@ class CallEngine(Endings):
             self._ring(call, leg)   # answered without ringing first: it rang for no time
         call.answered_at = call.answered_at or now
         call.answered_by = leg.key
-        self._emit(normalize.answered(call, leg, now))
+        self._report_answer(call, leg, now)
 
     def bridge_enter(self, server: str, uniqueid: str | None, bridge_id: str) -> None:
         ch = self.channel(server, uniqueid)
@@ -300,6 +300,7 @@ class CallEngine(Endings):
             return
         if app and ch.state == UP_STATE and not app.startswith("AppDial"):
             self._originated_dialplan(ch, exten, app)
+            self._far_half_app(ch, app)
         moved = bool(exten) and (exten != ch.exten or (context and context != ch.context))
         if ch.bridge and moved:
             peer = next((o for o in self.channels_of(ch) if o is not ch and o.bridge == ch.bridge
@@ -308,19 +309,9 @@ class CallEngine(Endings):
         if exten:
             ch.exten, ch.context = exten, context or ch.context
 
-    def _originated_dialplan(self, ch: Channel, exten: str, app: str) -> None:
-        """An originated call's first channel, once up, runs the dialplan at the number it was
-        sent to: that is the number called; an IVR-like application there answers it."""
-        call, leg = self.call_of(ch)
-        if leg.role != CALLER or not call.originated or ch is not leg.channels[0]:
-            return
-        if call.entered is None and exten:
-            call.entered = exten
-        if app.lower() not in ROUTING_APPS and call.answered_by is None and not call.callee_legs():
-            number = call.intent.callee if call.intent else call.entered or exten
-            answered_by = Leg(f"{leg.key}>{number}", CALLEE, number, self.clock(), [ch], parent=leg.key)
-            call.legs[answered_by.key] = answered_by
-            self._answer(call, answered_by)
+    def _report_answer(self, call: Call, leg: Leg, now: float) -> None:
+        leg.answer_reported, leg.answer_pending = True, False
+        self._emit(normalize.answered(call, leg, now))
 
     def transfer(self, transferee: Channel, transferer: Channel | None, target: str, kind: str) -> None:
         call, moved = self.call_of(transferee)
@@ -369,6 +360,8 @@ class CallEngine(Endings):
         if twin is not None and twin.rang:
             leg.shadow = True    # Local/218@hop dialing 218: one party, and it already rang
             return
+        if leg is not call.origin:
+            self._operator_answered(call)   # its far half dialed on: the origin is the caller
         leg.rang = True
         leg.started_at = self.clock()
         self._flush_deferred(call)

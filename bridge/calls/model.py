@@ -58,7 +58,7 @@ NORMALIZED_VALUES = {
 CALL_EVENT_NAMES = ("Newchannel", "Newstate", "NewCallerid", "Newexten", "HangupRequest", "Hangup",
                     "Dial", "Bridge", "Join", "Leave", "Transfer", "DialBegin", "DialEnd",
                     "BridgeEnter", "BridgeLeave", "QueueCallerJoin", "QueueCallerLeave",
-                    "BlindTransfer", "AttendedTransfer", "NewConnectedLine")
+                    "BlindTransfer", "AttendedTransfer", "NewConnectedLine", "OriginateResponse")
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ class Leg:
     busy_seen: bool = False
     transferred: bool = False
     end_reported: bool = False       # its own (non-final) CallEnded went out
+    answer_reported: bool = False    # its CallAnswered went out
+    answer_pending: bool = False     # an originated first leg answered: as the caller or the party?
+    handles_call: bool = False       # a Local leg whose far half runs an application (not Dial) while up
     cause: str | None = None
     cause_txt: str | None = None
 
@@ -71,6 +74,7 @@ class Call:
     originated: bool = False         # the first channel was created Down: an Originate's
     intent: Intent | None = None     # placed by our own ClickToCall/Originate: who meant to call whom
     entered: str | None = None       # where an originated call's first channel entered the dialplan
+    into_app: bool = False           # originated straight into an application: its first leg is the party
     answered_at: float | None = None
     answered_by: str | None = None   # leg key
     ended_at: float | None = None

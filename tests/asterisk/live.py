@@ -75,6 +75,18 @@ class Live:
             raise RuntimeError(f"driver Originate failed: {reply}")
         return call_id
 
+    def into_application(self, device: str, app: str, data: str, caller: str, timeout_s: int | None = None) -> str:
+        """An AMI Originate of `device` (a Local channel) straight into a dialplan application
+        (no Context/Exten): an auto-dialer playing a message to a phone; returns the CallId."""
+        call_id = f"live-{uuid.uuid4().hex[:12]}"
+        extra = {"Timeout": str(timeout_s * 1000)} if timeout_s else {}
+        reply = self.driver.action(
+            "Originate", Channel=device, Application=app, Data=data, CallerID=f"<{caller}>",
+            ChannelId=call_id, Async="true", **extra)
+        if reply.get("Response") != "Success":
+            raise RuntimeError(f"driver Originate failed: {reply}")
+        return call_id
+
     def inbound(self, caller: str, exten: str, **kw) -> str:
         return self.dial(caller, exten, context="from-trunk", device="pstn", **kw)
 

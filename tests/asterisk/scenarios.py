@@ -183,6 +183,31 @@ def _(live):
     return originate_id, originate_id
 
 
+# --- AMI Originate straight into an application (an auto-dialer: no Context/Exten) -----------
+# The application is the originator's own side; the phone the Local channel reaches is the party
+# called. The SOAP Originate always names a Context/Exten, so these go through the driver's AMI.
+
+@scenario("ami-originate-into-application", story("7001", "120", INT,
+          ring("120"), answer("120"), end("120", "answered", "120", TALK)))
+def _(live):
+    # 120 rings 1 s, answers, talks 3 s and hangs up; Wait(10) would have stayed longer.
+    return live.into_application("Local/120@phones", "Wait", "10", "7001"), None
+
+
+@scenario("ami-originate-into-application-auto-answer", story("7002", "403", INT,
+          ring("403"), answer("403"), end("403", "answered", "403", TALK)))
+def _(live):
+    # 403 answers at once (never rings: it still gets its CallRinging); Wait(3) ends first.
+    return live.into_application("Local/403@phones", "Wait", "3", "7002"), None
+
+
+@scenario("ami-originate-into-application-no-answer", story("7003", "223", INT,
+          ring("223"), end("223", "no-answer")))
+def _(live):
+    # 223 rings until the Originate's 4 s timeout: the application never starts.
+    return live.into_application("Local/223@phones", "Wait", "3", "7003", timeout_s=4), None
+
+
 # --- transfers, and the SOAP service acting on a call in progress --------------------------------
 
 MOMENT = (0, 2)         # the agent talks until the driver transfers: a moment, longer on a loaded box

@@ -7,9 +7,11 @@ what the ERP receives in PushEvent's `call`/`headers`). BridgeEvent objects are 
 
 Terms used below:
 - A *party* is the `Extension` an event is about (Local ;1/;2 halves are already one party).
-- The *caller's own leg*: an event whose `Extension` equals its `CallerIDNum`. An originated call
-  (ClickToCall, Originate) rings and answers the operator's phone first; that is the call being
-  set up, not the call being answered, so it never counts as "a party answered".
+- The *caller's own leg*: an event whose `Extension` equals its `CallerIDNum` but not its
+  `CalleeNum`. An originated call (ClickToCall, Originate) rings and answers the operator's phone
+  first; that is the call being set up, not the call being answered, so it never counts as "a
+  party answered". The number called is always a party, even when the caller ID shown on it is
+  its own number (an Originate of Local/100 into an application with `CallerID: <100>`).
 - *Answered*: some party other than the caller's own leg has a CallAnswered.
 - The *final* CallEnded: the one with `CallState: ended`.
 - The *winner*: the party of the first CallAnswered that is not the caller's own leg.
@@ -90,7 +92,7 @@ def _fail(rule: str, story: Story, detail: str) -> None:
 
 
 def _own_leg(e: Mapping[str, str]) -> bool:
-    return e.get("Extension", "") == e.get("CallerIDNum", "")
+    return e.get("Extension", "") == e.get("CallerIDNum", "") != e.get("CalleeNum", "")
 
 
 def _seconds(rule: str, story: Story, i: int, e: Mapping[str, str], key: str) -> int:

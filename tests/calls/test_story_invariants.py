@@ -9,17 +9,9 @@ from bridge.testing.scenarios import ORIGINATE_OUTCOMES, PROFILES, SCENARIOS
 from tests.calls.invariants import as_story, check_story
 from tests.calls.support import AMI, play, replay
 
-# Calls whose story is known to be wrong, each pinned to the #11 defect that explains it. These
-# are strict xfails: when the model is fixed the test passes unexpectedly and the entry must go.
-KNOWN_WRONG = {
-    # Originate of Local/100@test with `Application: Wait` (orig-100-app, orig-100-cp1251-header):
-    # 100's dialplan answers on the ;2 half, the ;1 half runs the application. The story is one
-    # CallEnded `Reason: answered` with an empty AnsweredBy and no CallRinging/CallAnswered
-    # (#11 "answered with nobody answering"; the Context/Exten originate orig-sync-100 is fixed).
-    ("calls-11.25.3.ami", "1795667581.18"): "#11 defect 3: originate into an application",
-    ("calls-22.10.1.ami", "1795666881.10"): "#11 defect 3: originate into an application",
-    ("cp1251-callerid-amiheader-22.10.1.ami", "1795667227.20"): "#11 defect 3: originate into an application",
-}
+# Calls whose story is known to be wrong, each pinned to the defect that explains it. These are
+# strict xfails: when the model is fixed the test passes unexpectedly and the entry must go.
+KNOWN_WRONG: dict[tuple[str, str], str] = {}
 
 
 def _by_call(events) -> dict[str, list[dict[str, str]]]:
