@@ -35,6 +35,7 @@ from bridge.ami.connection import ActionResult
 from bridge.ami.message import Banner
 from bridge.ari import actions
 from bridge.ari.event import AriEvent, parse
+from bridge.ari.redirect import Watch
 from bridge.ari.rest import AriRest, endpoint_of, events_url
 from bridge.backoff import Backoff
 from bridge.config import AmiConfig
@@ -68,6 +69,8 @@ class AriClient:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._notifier = _Notifier(settings.name)
+        self._watch = Watch()                     # actions awaiting an event (Redirect's verdict)
+        self._redirector = actions.Redirector(self._watch, settings.app, settings.redirect_context, self._id_prefix)
         self.banner: Banner | None = None
         self.asterisk_version: str | None = None
         self.stats = ClientStats()
@@ -134,7 +137,8 @@ class AriClient:
             action = action.with_action_id(self.next_action_id())
         self.stats.actions_sent += 1
         try:
-            result = actions.run(self.rest, action, self._channel_id, timeout_s, self.settings.hint_device)
+            result = actions.run(self.rest, action, self._channel_id, timeout_s, self.settings.hint_device,
+                                 self._redirector)
         except BridgeError as exc:
             future.set_exception(exc)
             return future
@@ -238,6 +242,11 @@ class AriClient:
             log.warning("%s: %s", self.name, exc)
             return
         self._track(event)
+        self._watch.offer(event)
+        if self._redirector.owns(event):
+            # Redirect's helper channel (bridge.ari.redirect) is no party of any call: its events
+            # answer our own request and go no further, like an AMI action's response.
+            return
         self.stats.events += 1
         for listener in self._listeners:
             try:
@@ -249,6 +258,7 @@ class AriClient:
     def _went_offline(self, ws: websocket.WebSocket, reason: str) -> None:
         self._connected.clear()
         self._ws = None
+        self._watch.fail_all(f"{self.name}: ARI link lost before the awaited event: {reason}")
         try:
             ws.close(timeout=1.0)
         except (OSError, websocket.WebSocketException):

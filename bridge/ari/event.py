@@ -79,8 +79,9 @@ def channel_as_ami(channel: dict[str, Any], event: str = "CoreShowChannel") -> M
     caller, connected = channel.get("caller") or {}, channel.get("connected") or {}
     dialplan = channel.get("dialplan") or {}
     uid = str(channel.get("id") or "")
+    linkedid = (channel.get("channelvars") or {}).get("CHANNEL(linkedid)")   # ari.conf channelvars
     pairs = [(EVENT, event), ("Channel", str(channel.get("name") or "")), ("Uniqueid", uid),
-             ("Linkedid", str(channel.get("linkedid") or "")),
+             ("Linkedid", str(linkedid or "")),
              ("ChannelState", str(state_number(channel.get("state")))),
              ("CallerIDNum", str(caller.get("number") or "")), ("CallerIDName", str(caller.get("name") or "")),
              ("ConnectedLineNum", str(connected.get("number") or "")),
