@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from bridge.testing.fake_erp import FakeErp
+from tests.ami.tcp_proxy import TcpProxy
 from tests.asterisk.bridgeproc import BridgeProcess
 from tests.asterisk.driver import AmiDriver
 from tests.asterisk.live import Live
@@ -62,19 +63,27 @@ def live(request, tmp_path_factory):
     _require_asterisk()
     pbx = Pbx()
     sink = FakeErp()
-    bridge = driver = None
+    bridge = driver = proxy = None
     try:
         pbx.start()
         sink.start()
+        http_port = pbx.http_port
+        if request.param == "ari":
+            # No CLI command closes an ARI WebSocket: the link runs through a loopback TCP proxy,
+            # whose reset() is what `call-across-ami-reconnect` does to it (Live.kick_bridge).
+            proxy = TcpProxy(("127.0.0.1", pbx.http_port)).start()
+            http_port = proxy.port
         bridge = BridgeProcess(tmp_path_factory.mktemp(f"bridge-{request.param}"), pbx.ami_port, sink.url,
-                               transport=request.param, http_port=pbx.http_port).start()
+                               transport=request.param, http_port=http_port).start()
         driver = AmiDriver(pbx.ami_port, DRIVER_USER, DRIVER_SECRET)
-        yield Live(pbx, driver, bridge, sink)
+        yield Live(pbx, driver, bridge, sink, proxy)
     finally:
         if driver is not None:
             driver.close()
         if bridge is not None:
             bridge.stop()
+        if proxy is not None:            # after the bridge: its stop is no link loss
+            proxy.stop()
         sink.stop()
         pbx.stop()
 

@@ -309,11 +309,10 @@ def _(live):
 @scenario("call-across-ami-reconnect", story("79160000016", "617", IN,
           ring("617"), answer("617"), end("617", "answered", "617", (3, 7))), alone=True)
 def _(live):
-    if live.bridge.transport != "tcp":
-        # main/manager.c kicks a session by its file descriptor; an HTTP session has none, and
-        # Asterisk has no CLI command that closes an ARI WebSocket.
-        pytest.skip("`manager kick session` reaches only TCP sessions; AJAM session loss: tests/ajam_live; "
-                    "ARI link loss under calls: tests/ari/live/test_link.py (Asterisk restart)")
+    if live.bridge.transport in ("http", "digest"):
+        # main/manager.c kicks a session by its file descriptor; an HTTP session has none. (ARI:
+        # the proxy in front of it resets the WebSocket and REST connections, see conftest.)
+        pytest.skip("`manager kick session` reaches only TCP sessions; AJAM session loss: tests/ajam_live")
     call_id = live.inbound("79160000016", "617", hold_s=7)
     live.wait_for(call_id, "CallAnswered", "617")
     live.kick_bridge()
