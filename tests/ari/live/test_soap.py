@@ -70,6 +70,9 @@ def test_originate_carries_cyrillic_caller_id_and_variables_when_sent_over_rest(
                                                                                          "answered")
     assert any(m.event == "ChannelVarset" and m.get("channel.id") == originate_id and m.get("variable") == "GREETING"
                and m.get("value") == "привет" for m in raw.events)
+    # No otherChannelId sent: Asterisk names the Local pair's far half <channelId>;2 by itself (as for
+    # AMI's Originate without OtherChannelId), so both halves carry the originate's id.
+    assert any(m.event == "ChannelCreated" and m.get("channel.id") == f"{originate_id};2" for m in raw.events)
 
 
 def test_hangup_by_call_id_ends_a_ringing_call_when_asked_over_ari(soap):
