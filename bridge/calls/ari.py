@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from bridge.ami.message import Message
 from bridge.ari.event import state_number
-from bridge.calls.channels import Channel, device_of
-from bridge.calls.common import Handler
+from bridge.calls.channels import Channel
+from bridge.calls.common import Handler, attended_transfer
 from bridge.calls.engine import CallEngine
 from bridge.calls.state import CALLEE
 
@@ -106,18 +106,9 @@ def on_blind_transfer(engine: CallEngine, server: str, msg: Message) -> None:
 
 
 def on_attended_transfer(engine: CallEngine, server: str, msg: Message) -> None:
-    # 22.10.1 (AMI Atxfer, live suite): the transferer's hangup completes the transfer; the event
-    # names the transferee, the transferer's first leg and the target (res/ari/ari_model_events).
-    if (msg.get("result") or "").lower() != "success":
-        return
-    transferee = engine.channel(server, msg.get("transferee.id"))
-    transferer = engine.channel(server, msg.get("transferer_first_leg.id"))
-    if transferee is None:
-        return
-    target = msg.get("transfer_target.name")
-    extension = device_of(target) if target else engine.bridge_peer_extension(
-        transferee, msg.get("destination_bridge"), transferer)
-    engine.transfer(transferee, transferer, extension or "", "attended")
+    # The transferer's first leg is the one the transferee was talking to (res/ari/ari_model_events).
+    attended_transfer(engine, server, msg.get("result"), msg.get("transferee.id"), msg.get("transferer_first_leg.id"),
+                      msg.get("transfer_target.name"), msg.get("destination_bridge"))
 
 
 def on_hangup_request(engine: CallEngine, server: str, msg: Message) -> None:
