@@ -34,7 +34,7 @@ from bridge.ami.client import AmiListener, ClientStats, _Notifier
 from bridge.ami.connection import ActionResult
 from bridge.ami.message import Banner
 from bridge.ari import actions
-from bridge.ari.event import AriEvent, parse
+from bridge.ari.event import LINKEDID, AriEvent, parse
 from bridge.ari.redirect import Watch
 from bridge.ari.rest import AriRest, endpoint_of, events_url
 from bridge.backoff import Backoff
@@ -69,6 +69,7 @@ class AriClient:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._notifier = _Notifier(settings.name)
+        self._linkedid_checked = False            # warned (or found) ari.conf channelvars this connection
         self._watch = Watch()                     # actions awaiting an event (Redirect's verdict)
         self._redirector = actions.Redirector(self._watch, settings.app, settings.redirect_context, self._id_prefix)
         self.banner: Banner | None = None
@@ -196,6 +197,7 @@ class AriClient:
         self.banner = Banner(f"{BANNER}/{version}", tuple(int(p) for p in version.split(".") if p.isdigit()))
         with self._channels_lock:
             self._channels.clear()
+        self._linkedid_checked = False            # ari.conf may have changed while we were away
         self.stats.connects += 1
         self.stats.reconnects += self.stats.connects > 1
         self._connected.set()
@@ -282,6 +284,13 @@ class AriClient:
                         self._channels[name] = uid
                     else:
                         self._channels.pop(name, None)
+            if kind == "ChannelCreated" and not self._linkedid_checked:
+                self._linkedid_checked = True
+                if event.get(f"channel.{LINKEDID}") is None:
+                    log.warning("%s: ARI channels carry no Linkedid: add `channelvars = CHANNEL(linkedid)` to "
+                                "[general] of ari.conf; until then calls are linked by their Dial events and an "
+                                "attended transfer's target is reported as a call of its own (docs/ami.md, ARI)",
+                                self.name)
 
     def _remember_channels(self, found: dict) -> None:
         with self._channels_lock:

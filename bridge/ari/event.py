@@ -19,6 +19,11 @@ from bridge.errors import AmiProtocolError
 EVENT = "Event"
 MAX_DEPTH = 8              # ARI nests at most 4 deep (channel.dialplan.app_data); guard garbage
 
+# The snapshot field ari.conf `channelvars = CHANNEL(linkedid)` adds (the variable's name is the key):
+# `channel.<LINKEDID>`, `peer.<LINKEDID>`, … in a flattened event.
+LINKEDID_VAR = "CHANNEL(linkedid)"
+LINKEDID = f"channelvars.{LINKEDID_VAR}"
+
 # ast_state2str() (main/channel.c) → AST_STATE_* number, as AMI reports ChannelState.
 STATES = {"down": 0, "rsrvd": 1, "offhook": 2, "dialing": 3, "ring": 4, "ringing": 5, "up": 6,
           "busy": 7, "dialing offhook": 8, "pre-ring": 9, "mute": 10}
@@ -92,7 +97,7 @@ def channel_as_ami(channel: dict[str, Any], event: str = "CoreShowChannel") -> M
     caller, connected = channel.get("caller") or {}, channel.get("connected") or {}
     dialplan = channel.get("dialplan") or {}
     uid = str(channel.get("id") or "")
-    linkedid = (channel.get("channelvars") or {}).get("CHANNEL(linkedid)")   # ari.conf channelvars
+    linkedid = (channel.get("channelvars") or {}).get(LINKEDID_VAR)   # ari.conf channelvars
     pairs = [(EVENT, event), ("Channel", str(channel.get("name") or "")), ("Uniqueid", uid),
              ("Linkedid", str(linkedid or "")),
              ("ChannelState", str(state_number(channel.get("state")))),

@@ -15,7 +15,7 @@ ARI has no queue events: a channel whose dialplan runs `Queue(name,…)` has joi
 from __future__ import annotations
 
 from bridge.ami.message import Message
-from bridge.ari.event import state_number
+from bridge.ari.event import LINKEDID, state_number
 from bridge.calls.channels import Channel
 from bridge.calls.common import Handler, attended_transfer
 from bridge.calls.engine import CallEngine
@@ -24,8 +24,6 @@ from bridge.calls.state import CALLEE
 DIAL_PROGRESS = {"RINGING", "PROGRESS", "PROCEEDING"}
 # Apps that run on the outgoing channel of a Dial or a queue member while it is being called.
 DIALED_APPS = {"appdial", "appqueue"}
-# The snapshot field ari.conf `channelvars = CHANNEL(linkedid)` adds (the variable's name is the key).
-LINKEDID = "channelvars.CHANNEL(linkedid)"
 
 
 def ensure_channel(engine: CallEngine, server: str, msg: Message, prefix: str = "channel") -> Channel | None:

@@ -158,6 +158,8 @@ def test_read_only_user_gets_events_and_each_write_is_refused_by_name_when_it_ac
         assert wait_until(lambda: watcher.call_ended("watched"), timeout_s=10)
         assert watcher.client.connected and watcher.client.stats.disconnects == 0   # the link is fine
         assert "watchpass" not in caplog.text
+        # This PBX's ari.conf has no channelvars: said once, with the line to add.
+        assert caplog.text.count("add `channelvars = CHANNEL(linkedid)` to [general] of ari.conf") == 1
     finally:
         ami.client.stop()
         watcher.client.stop()
