@@ -43,6 +43,25 @@ def originate(pbx_client, exten: str, count: int, gap_s: float = 0.0) -> None:
                                         Priority=1, Variable=variables, Async=True)).result(10)
 
 
+class _LinkLag:
+    """A listener beside the pipeline: Asterisk's clock (BENCHT) → the event in the reader's hands,
+    the link's own share of the latency (the rest is the outbox path both transports share)."""
+
+    def __init__(self, name_key: str, value_key: str) -> None:
+        self.name_key, self.value_key = name_key, value_key
+        self.lags: list[float] = []
+
+    def on_event(self, server, message) -> None:
+        if message.get(self.name_key) == "BENCHT":
+            self.lags.append((time.time() - float(message.get(self.value_key))) * 1000.0)
+
+    def on_connected(self, server, banner) -> None:
+        pass
+
+    def on_disconnected(self, server, reason) -> None:
+        pass
+
+
 def latency_run(pbx: Pbx, rate: float, seconds: float) -> list[dict]:
     """Both bridges at once, each with its own outbox and ERP sink, reading the same variable sets:
     whatever else loads the machine loads both alike (one after the other, a neighbour's burst
@@ -55,6 +74,7 @@ def latency_run(pbx: Pbx, rate: float, seconds: float) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp, FakeErp() as tcp_sink, FakeErp() as ari_sink:
         sinks = dict(zip(kinds, (tcp_sink, ari_sink)))
         runtimes = {}
+        lags = {"tcp": _LinkLag("Variable", "Value"), "ari": _LinkLag("variable", "value")}
         driver = AmiClient(ami_config(pbx, "tcp"))
         try:
             for kind in kinds:
@@ -64,6 +84,7 @@ def latency_run(pbx: Pbx, rate: float, seconds: float) -> list[dict]:
                                                               events=("VarSet", "ChannelVarset"),
                                                               headers={"Variable": "BENCHT"}),))
                 runtimes[kind] = Runtime(config, auto_upgrade=True, drain_timeout_s=2.0).start()
+                runtimes[kind].clients[0].add_listener(lags[kind])     # before the calls start
             driver.start()
             assert all(r.clients[0].wait_connected(10) for r in runtimes.values()) and driver.wait_connected(10)
             time.sleep(0.5)                       # the resync after login is over
@@ -78,8 +99,10 @@ def latency_run(pbx: Pbx, rate: float, seconds: float) -> list[dict]:
         for kind in kinds:
             lat = sorted((r.received_at - float(m.group(1))) * 1000.0
                          for r in sinks[kind].delivered() if (m := _VALUE.search(r.body)))
+            link = sorted(lags[kind].lags)
             results.append({"kind": kind, "sent": count, "received": len(lat), "p50": _pct(lat, 50),
-                            "p99": _pct(lat, 99), "max": lat[-1] if lat else float("nan")})
+                            "p99": _pct(lat, 99), "max": lat[-1] if lat else float("nan"),
+                            "link_p50": _pct(link, 50), "link_p99": _pct(link, 99)})
     return results
 
 
@@ -162,6 +185,10 @@ def main() -> int:
               f"({r['received']}/{r['sent']} delivered)")
     tcp, ari = runs
     print(f"  ARI / TCP: p50 {ari['p50'] / tcp['p50']:.2f}x  p99 {ari['p99'] / tcp['p99']:.2f}x")
+    print("  of which the link (Asterisk's clock → event in the reader, before the outbox):")
+    for r in runs:
+        label = "AMI over TCP (baseline)" if r["kind"] == "tcp" else "ARI WebSocket (ours)"
+        print(f"    {label:<24} p50 {r['link_p50']:.1f} ms  p99 {r['link_p99']:.1f} ms")
     print(f"sustained read rate, one flood of {flood} variable sets seen by both clients at once:")
     print(f"  AMI over TCP (baseline)    {floods['tcp']['per_s']:,.0f} events/s ({floods['tcp']['events']} read)")
     print(f"  ARI WebSocket (ours)       {floods['ari']['per_s']:,.0f} events/s ({floods['ari']['events']} read)")
