@@ -72,6 +72,12 @@ class HttpSession(SimSession):
         self._waiter: object | None = None
         self._answer = threading.local()
 
+    @property
+    def waiting(self) -> bool:
+        """A WaitEvent is pending on this session (tests wait for this instead of sleeping)."""
+        with self._cond:
+            return self._waiter is not None
+
     # SimSession writes: events (emit) are queued, action answers go to the current HTTP body.
     def send(self, data: bytes) -> None:
         with self._cond:

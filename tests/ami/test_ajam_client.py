@@ -165,8 +165,8 @@ def test_an_action_on_an_expired_session_fails_as_a_lost_link_and_logs_in_again(
     client.start()
     try:
         assert client.wait_connected(5)
-        time.sleep(0.2)                            # the poller's WaitEvent is pending now
         session = sim.ajam.sessions[0]
+        assert wait_until(lambda: session.waiting)    # the poller's WaitEvent is pending now
         session.username = None  # Asterisk forgot the login (as after a purge); the cookie still maps
         with pytest.raises(AmiConnectionError, match="expired"):
             client.send_action(Action.build("Ping")).result(5)
@@ -186,7 +186,7 @@ def test_the_same_session_resumes_when_the_link_resets_under_a_waitevent(sim):
             expected = emit_user_events(sim, 0, 100)
             for round_ in range(3):
                 assert wait_until(lambda: rec.seqs() == expected)
-                time.sleep(0.2)                                # a WaitEvent is in flight now
+                assert wait_until(lambda: sim.ajam.sessions[0].waiting)   # a WaitEvent is in flight now
                 proxy.reset()                                  # every HTTP connection dies
                 assert wait_until(lambda: client.stats.connects == round_ + 2), client.stats
                 expected += emit_user_events(sim, 100 * (round_ + 1), 100)
