@@ -21,6 +21,10 @@ from bridge.testing.helpers import wait_until
 
 ROOT = Path(__file__).parent.parent
 WAIT_S = 20.0
+# A fresh `python -m bridge run` imports SQLAlchemy, spyne, lxml … before its health server exists:
+# ~2 s on an idle 2-core machine, several times that under a parallel suite. A dead process ends the
+# wait at once (wait_healthy), so this bound only matters for a bridge that is slow, not broken.
+STARTUP_WAIT_S = 60.0
 AMI_SECRET = "rt-secret-7f3a"
 
 
@@ -144,13 +148,22 @@ def start_bridge(config: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_healthy(proc: subprocess.Popen, base: str) -> None:
+    """Until /healthz answers 200; fails at once with the bridge's stderr if the process exits."""
+    wait_until(lambda: proc.poll() is not None or http_get(base + "/healthz")[0] == 200, STARTUP_WAIT_S, 0.05)
+    if proc.poll() is not None:
+        err = proc.communicate()[1]
+        pytest.fail(f"the bridge exited with {proc.returncode} before /healthz answered: {err[-3000:]}")
+    assert http_get(base + "/healthz")[0] == 200, http_get(base + "/healthz")
+
+
 @pytest.mark.slow  # a bridge process, seconds of traffic
 def test_run_delivers_reports_health_and_drains_everything_on_sigterm(tmp_path, sim, sink, migrated_sqlite):
     port, soap_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     proc = start_bridge(write_config(tmp_path, sim, sink, migrated_sqlite, port, soap_port))
     try:
-        assert wait_until(lambda: http_get(base + "/healthz")[0] == 200), http_get(base + "/healthz")
+        wait_healthy(proc, base)
         assert json.loads(http_get(base + "/healthz")[1]) == {"status": "ok", "problems": []}
 
         sim.run_scenario("answered", caller="202", callee="902", wait=True)
