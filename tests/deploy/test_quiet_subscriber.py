@@ -65,8 +65,8 @@ listen = "127.0.0.1:{port}"
         proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(config)], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 20
-            while (healthz(port) or {}).get("status") != "ok" and time.monotonic() < deadline:
+            deadline = time.monotonic() + 60      # while the process lives: startup under load takes long
+            while (healthz(port) or {}).get("status") != "ok" and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.1)
             assert healthz(port) == {"status": "ok", "problems": []}     # nothing filtered yet
             sim.run_scenario("answered", caller="202", callee="902", wait=True)
