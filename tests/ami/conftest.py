@@ -8,10 +8,11 @@ import pytest
 from bridge.ami.client import AmiClient
 from bridge.config import AmiConfig
 from bridge.ami.actions import Action
-from bridge.testing.helpers import RecordingListener
+from bridge.testing.helpers import WAIT_S, RecordingListener
 from bridge.testing.simulator import AmiSimulator
 
-WAIT_S = 5.0  # upper bound for anything a test waits for; passing runs take milliseconds
+# WAIT_S (helpers, 10 s) bounds anything a test waits for; 5 s here was tight with 4 workers on a
+# loaded 2-core machine, and a passing wait returns at once, so the larger bound costs nothing.
 CLIENT_OPTIONS = ("filters", "max_line", "max_message", "ssl_context", "rng")  # AmiClient arguments, not settings
 
 

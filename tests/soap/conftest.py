@@ -16,9 +16,10 @@ from bridge.soap.app import build_app
 from bridge.soap.auth import hash_password
 from bridge.soap.backend import BridgeBackend
 from bridge.soap.server import SoapServer
-from bridge.testing.helpers import RecordingSink, actions_sent
+from bridge.testing.helpers import WAIT_S, RecordingSink, actions_sent
 
-WAIT_S = 5.0                    # upper bound for anything a test waits for; passing runs take ms
+# WAIT_S (helpers, 10 s) bounds anything a test waits for; 5 s here was tight with 4 workers on a
+# loaded 2-core machine, and a passing wait returns at once, so the larger bound costs nothing.
 USER, PASSWORD = "1c", "Пароль-1С"
 AUTH = (USER, PASSWORD.encode("utf-8"))    # 1C sends Basic credentials as UTF-8; requests needs bytes for that
 # Few iterations keep the suite fast; the format and the code path are the production ones.
