@@ -216,3 +216,26 @@ def _row_dict(r) -> dict:
         if isinstance(v, datetime):
             d[k] = aware(v)
     return d
+
+
+# ---- delivery: circuit breaker and batching (issue 14b) ----------------------------------------
+
+# -- release_rows: drop the leases of rows a worker claimed but did not send (the circuit opened).
+def release_rows(conn: Connection, ids: Sequence[int]) -> None:
+    params = [{"b_id": i} for i in ids]
+    if params:
+        conn.execute(update(T).where(T.c.id == bindparam("b_id"), T.c.status == PENDING)
+                     .values(locked_until=None, locked_by=None), params)
+
+
+# -- release_outage: make due now the pending rows of `subscriber` whose last attempt found the ERP
+# unreachable (last_error "attempt N unreachable: …", dispatcher._Worker._failed) and that still
+# wait on their own backoff: the rows that failed before the circuit opened. Rows failed while it
+# was open are due already. Only failed heads of calls can have next_attempt_at > now, so this
+# touches at most one row per call, found by the ix_outbox_claim range (subscriber, next_attempt_at).
+def release_outage(conn: Connection, subscriber: str, now: datetime) -> int:
+    pending = literal_column("'pending'")  # inlined for the partial index, as in claim_batch
+    stmt = (update(T).where(T.c.subscriber == subscriber, T.c.status == pending, T.c.next_attempt_at > now,
+                            T.c.last_error.like("attempt % unreachable:%"))
+            .values(next_attempt_at=now))
+    return conn.execute(stmt).rowcount
