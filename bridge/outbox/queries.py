@@ -180,7 +180,7 @@ def _advance_heads(conn: Connection, settled: list[int]) -> None:
     chain = (nxt.c.subscriber == H.c.subscriber, nxt.c.order_key == H.c.order_key,
              nxt.c.status == PENDING_LITERAL)
     conn.execute(delete(H).where(H.c.row_id.in_(settled), ~exists().where(*chain)))
-    next_id = select(func.min(nxt.c.id)).where(*chain).scalar_subquery()
+    next_id = select(func.min(nxt.c.id)).where(*chain).correlate(H).scalar_subquery()
     # SET expressions all see the old head, so the due time looks the next row up again.
     due = select(T.c.next_attempt_at).where(T.c.id == next_id).scalar_subquery()
     conn.execute(update(H).where(H.c.row_id.in_(settled))
@@ -274,22 +274,29 @@ def _row_dict(r) -> dict:
 
 # ---- delivery: circuit breaker and batching (issue 14b) ----------------------------------------
 
-# -- release_rows: drop the leases of rows a worker claimed but did not send (the circuit opened).
+# -- release_rows: drop the leases of claimed rows a worker did not send (the circuit opened):
+# -- their heads are due again at the row's own time, attempts untouched.
 def release_rows(conn: Connection, ids: Sequence[int]) -> None:
-    params = [{"b_id": i} for i in ids]
-    if params:
-        conn.execute(update(T).where(T.c.id == bindparam("b_id"), T.c.status == PENDING)
-                     .values(locked_until=None, locked_by=None), params)
+    ids = list(ids)
+    if ids:
+        due = select(T.c.next_attempt_at).where(T.c.id == H.c.row_id).scalar_subquery()
+        conn.execute(update(H).where(H.c.row_id.in_(ids))
+                     .values(next_attempt_at=due, locked_until=None, locked_by=None))
 
 
-# -- release_outage: make due now the pending rows of `subscriber` whose last attempt found the ERP
-# unreachable (last_error "attempt N unreachable: …", dispatcher._Worker._failed) and that still
-# wait on their own backoff: the rows that failed before the circuit opened. Rows failed while it
-# was open are due already. Only failed heads of calls can have next_attempt_at > now, so this
-# touches at most one row per call, found by the ix_outbox_claim range (subscriber, next_attempt_at).
+# -- release_outage: make due now the heads of `subscriber` whose last attempt found the ERP
+# -- unreachable and that still wait on their own backoff (the rows that failed before the circuit
+# -- opened; those failed while it was open are due already). Returns how many.
 def release_outage(conn: Connection, subscriber: str, now: datetime) -> int:
-    pending = literal_column("'pending'")  # inlined for the partial index, as in claim_batch
-    stmt = (update(T).where(T.c.subscriber == subscriber, T.c.status == pending, T.c.next_attempt_at > now,
-                            T.c.last_error.like("attempt % unreachable:%"))
-            .values(next_attempt_at=now))
-    return conn.execute(stmt).rowcount
+    # last_error "attempt N unreachable: …" is written by dispatcher._Worker._failed. Leased heads
+    # (in flight) are left alone. The range (subscriber, next_attempt_at > now) of
+    # ix_outbox_head_due holds only failed or leased heads: one per call at most, not the backlog.
+    waiting = (select(H.c.row_id).join(T, T.c.id == H.c.row_id)
+               .where(H.c.subscriber == subscriber, H.c.next_attempt_at > now, H.c.locked_until.is_(None),
+                      T.c.last_error.like("attempt % unreachable:%")))
+    ids = [i for (i,) in conn.execute(waiting)]
+    if not ids:
+        return 0
+    conn.execute(update(T).where(T.c.id.in_(ids)).values(next_attempt_at=now))
+    conn.execute(update(H).where(H.c.row_id.in_(ids)).values(next_attempt_at=now))
+    return len(ids)

@@ -83,6 +83,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         sink = self.server.sink
+        with sink._lock:
+            sink.in_flight += 1
+            sink.max_in_flight = max(sink.max_in_flight, sink.in_flight)
+        try:
+            self._post(sink)
+        finally:
+            with sink._lock:
+                sink.in_flight -= 1
+
+    def _post(self, sink: "FakeErp") -> None:
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = self.rfile.read(length) if length else b""
@@ -207,6 +217,8 @@ class FakeErp:
         self.on_receipt = None            # optional callable(Receipt), called on the handler thread
         self.keep_receipts = True         # False: count only (long benchmarks)
         self.reject_ids: set[str] = set()  # a request carrying one of these ids gets a SOAP Fault
+        self.in_flight = 0                # POSTs being answered now; max_in_flight: the most at once
+        self.max_in_flight = 0
         self.count = 0
         self.receipts: list[Receipt] = []
         self._lock = threading.RLock()
