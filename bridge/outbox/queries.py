@@ -300,3 +300,12 @@ def release_outage(conn: Connection, subscriber: str, now: datetime) -> int:
     conn.execute(update(T).where(T.c.id.in_(ids)).values(next_attempt_at=now))
     conn.execute(update(H).where(H.c.row_id.in_(ids)).values(next_attempt_at=now))
     return len(ids)
+
+
+# -- count_unreachable: per subscriber, pending rows whose last attempt found the ERP unreachable
+# -- (what an outage holds back; `outbox stats`). An admin query: it reads the pending rows.
+def count_unreachable(conn: Connection) -> dict[str, int]:
+    stmt = (select(T.c.subscriber, func.count())
+            .where(T.c.status == PENDING_LITERAL, T.c.last_error.like("attempt % unreachable:%"))
+            .group_by(T.c.subscriber))
+    return {s: n for s, n in conn.execute(stmt)}

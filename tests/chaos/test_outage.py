@@ -5,7 +5,8 @@ HTTP to FakeErp, which first refuses connections (its port is closed), then acce
 answers (timeouts), then answers 503 with Retry-After, each for a third of the outage. Then it
 recovers. What must hold:
 - while the ERP is down, the subscriber's circuit is open: /healthz says "degraded" with the
-  reason, /metrics has bridge_subscriber_circuit_open 1, and requests go out one at a time (probes);
+  reason, /metrics has bridge_subscriber_circuit_open 1, `outbox stats` counts rows held back as
+  unreachable, and requests go out one at a time (probes);
 - after the recovery, the first delivery arrives within probe_cap + 1 s, then the whole backlog
   arrives, per call in order, nothing lost (the audit);
 - a SOAP Fault on one event at recovery holds back only that event's call and does not open the
@@ -48,6 +49,17 @@ class OutageRig(Rig):
             return exc.code, exc.read().decode()
 
 
+def outbox_stats(db_url: str) -> dict:
+    from bridge.outbox import admin
+    from bridge.outbox.db import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        return next(r for r in admin.stats(engine) if r["subscriber"] == "erp")
+    finally:
+        engine.dispose()
+
+
 def circuit_gauge(metrics_text: str) -> str | None:
     line = next((ln for ln in metrics_text.splitlines()
                  if ln.startswith('bridge_subscriber_circuit_open{subscriber="erp"}')), None)
@@ -72,6 +84,7 @@ def test_after_an_outage_the_backlog_arrives_in_order_and_the_first_delivery_wit
         time.sleep(outage_s / 3)
         status, health = rig.get("/healthz")
         _, metrics = rig.get("/metrics")
+        during = outbox_stats(rig.db_url)
         sink.set_mode(sink_modes.HANG)                           # 2. accepted, never answered: timeouts
         sink.start()
         time.sleep(outage_s / 3)
@@ -116,6 +129,7 @@ def test_after_an_outage_the_backlog_arrives_in_order_and_the_first_delivery_wit
     assert "subscriber erp: ERP unreachable" in json.loads(health)["degraded"][0]
     assert circuit_gauge(metrics) == "1.0" and circuit_gauge(metrics_after) == "0.0"
     assert status_after == 200 and json.loads(health_after)["status"] == "ok", health_after
+    assert during["pending"] > 0 and during["unreachable"] > 0, during          # `outbox stats` during the outage
     assert probes_at_once == 1
     assert backlog > 100
     assert first_delivery_s <= PROBE_CAP_S + 1.0, faults
