@@ -295,3 +295,42 @@ def _row_dict(r) -> dict:
         if isinstance(v, datetime):
             d[k] = aware(v)
     return d
+
+
+# ---- delivery: circuit breaker and batching (issue 14b) ----------------------------------------
+
+# -- release_rows: drop the leases of claimed rows a worker did not send (the circuit opened):
+# -- their heads are due again at the row's own time, attempts untouched.
+def release_rows(conn: Connection, ids: Sequence[int]) -> None:
+    ids = list(ids)
+    if ids:
+        due = select(T.c.next_attempt_at).where(T.c.id == H.c.row_id).scalar_subquery()
+        conn.execute(update(H).where(H.c.row_id.in_(ids))
+                     .values(next_attempt_at=due, locked_until=None, locked_by=None))
+
+
+# -- release_outage: make due now the heads of `subscriber` whose last attempt found the ERP
+# -- unreachable and that still wait on their own backoff (the rows that failed before the circuit
+# -- opened; those failed while it was open are due already). Returns how many.
+def release_outage(conn: Connection, subscriber: str, now: datetime) -> int:
+    # last_error "attempt N unreachable: …" is written by dispatcher._Worker._failed. Leased heads
+    # (in flight) are left alone. The range (subscriber, next_attempt_at > now) of
+    # ix_outbox_head_due holds only failed or leased heads: one per call at most, not the backlog.
+    waiting = (select(H.c.row_id).join(T, T.c.id == H.c.row_id)
+               .where(H.c.subscriber == subscriber, H.c.next_attempt_at > now, H.c.locked_until.is_(None),
+                      T.c.last_error.like("attempt % unreachable:%")))
+    ids = [i for (i,) in conn.execute(waiting)]
+    if not ids:
+        return 0
+    conn.execute(update(T).where(T.c.id.in_(ids)).values(next_attempt_at=now))
+    conn.execute(update(H).where(H.c.row_id.in_(ids)).values(next_attempt_at=now))
+    return len(ids)
+
+
+# -- count_unreachable: per subscriber, pending rows whose last attempt found the ERP unreachable
+# -- (what an outage holds back; `outbox stats`). An admin query: it reads the pending rows.
+def count_unreachable(conn: Connection) -> dict[str, int]:
+    stmt = (select(T.c.subscriber, func.count())
+            .where(T.c.status == PENDING_LITERAL, T.c.last_error.like("attempt % unreachable:%"))
+            .group_by(T.c.subscriber))
+    return {s: n for s, n in conn.execute(stmt)}
