@@ -1,6 +1,6 @@
 """Runs every benchmark of the project in one process tree and writes benchmarks/REPORT.md + a PNG chart.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only ami_parse,filter,outbox,soap,ajam,load,ari]
+    .venv/bin/python benchmarks/run.py [--quick] [--only ami_parse,filter,outbox,drain,soap,ajam,load,ari]
 
 Each benchmark script runs as a child process, one after the other (never two at once: this is
 a 2-core machine, and a benchmark sharing the cores with another measures nothing). Its printed
@@ -126,6 +126,25 @@ def parse_outbox(text: str) -> list[Row]:
     return rows
 
 
+def parse_drain(text: str) -> list[Row]:
+    """benchmarks/drain.py: per database and shape, each backlog's rate beside the same-run peer,
+    then the largest backlog's rate against the smallest's (the claim must not slow down)."""
+    rows = []
+    for m in re.finditer(rf"^drain (\w+)\s+shape (\w) +([\d,]+) rows \(([^)]*)\) (\S+)\s+{NUM} (\S+)\s+peer "
+                         rf"requests\.post x(\d+)\s+{NUM}/s", text, re.M):
+        kind, shape, n, layout, mode, ours, unit, threads, peer = m.groups()
+        ours, peer = num(ours), num(peer)
+        target = 10_000 if mode.startswith("batch_max") else 1_000
+        rows.append(Row(f"drain {kind}, shape {shape}, {n} rows ({layout}), {mode}", ours, unit,
+                        f"bare requests.post x{threads}", peer, ours / peer if peer else None,
+                        f"≥ {target:,}/s", ours >= target))
+    for m in re.finditer(rf"^scaling (\w+)\s+shape (\w) ([\d,]+) rows at {NUM}x the ([\d,]+)-row rate", text, re.M):
+        kind, shape, big, ratio, small = m.groups()
+        rows.append(Row(f"drain {kind}, shape {shape}: {big}-row rate / {small}-row rate", num(ratio), "×",
+                        target="≥ 0.8×", met=num(ratio) >= 0.8))
+    return rows or [Row("backlog drain", None, "", note="drain.py printed no results")]
+
+
 def parse_soap(text: str) -> list[Row]:
     ours = find(rf"GetExtensionState \(ours\)\s+{NUM} req/s\s+p50\s+{NUM} ms\s+p99\s+{NUM} ms", text)
     echo = find(rf"spyne echo \(baseline\)\s+{NUM} req/s\s+p50\s+{NUM} ms\s+p99\s+{NUM} ms", text)
@@ -248,6 +267,8 @@ BENCHES = [
           parse_filter),
     Bench("outbox", lambda q: [PY, "benchmarks/outbox.py"] + (["--quick"] if q else []), parse_outbox,
           repeat=lambda q: 2 if q else 3, best_key=lambda rows: rows[0].ours or 0.0),
+    Bench("drain", lambda q: [PY, "benchmarks/drain.py"] + (["--quick"] if q else []), parse_drain,
+          timeout_s=3600.0),
     Bench("soap", lambda q: [PY, "benchmarks/soap.py", "--seconds", "2" if q else "5", "--rounds", "2"], parse_soap,
           repeat=lambda q: 1 if q else 2, best_key=lambda rows: rows[0].ours or 0.0),
     Bench("ajam", lambda q: [PY, "benchmarks/ajam.py"] + (["--quick"] if q else []), parse_ajam),

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import bindparam, delete, exists, func, literal_column, select, update
+from sqlalchemy import any_, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.engine import Connection
 
 from bridge.outbox.models import DEAD, DELIVERED, LAST_ERROR_MAX_CHARS, PENDING, OutboxHead, OutboxRow
@@ -121,8 +121,13 @@ def claim_batch(conn: Connection, subscriber: str, limit: int, now: datetime, le
     due = (select(H.c.row_id).where(H.c.subscriber == subscriber, H.c.next_attempt_at <= now)
            .order_by(H.c.next_attempt_at, H.c.row_id).limit(limit))
     if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    lease = (update(H).where(H.c.row_id.in_(due.scalar_subquery()))
+        # = ANY(ARRAY(subquery)): the chosen ids become one value computed first, so the UPDATE
+        # probes uq_outbox_head_row_id for them; with IN (subquery) PostgreSQL may hash-join the
+        # whole head table instead (tests/outbox/test_plans.py).
+        chosen = H.c.row_id == any_(func.array(due.with_for_update(skip_locked=True).scalar_subquery()))
+    else:
+        chosen = H.c.row_id.in_(due.scalar_subquery())
+    lease = (update(H).where(chosen)
              .values(next_attempt_at=lease_until, locked_until=lease_until, locked_by=token)
              .returning(H.c.row_id))
     ids = [i for (i,) in conn.execute(lease)]
@@ -179,12 +184,32 @@ def _advance_heads(conn: Connection, settled: list[int]) -> None:
     nxt = T.alias("nxt")
     chain = (nxt.c.subscriber == H.c.subscriber, nxt.c.order_key == H.c.order_key,
              nxt.c.status == PENDING_LITERAL)
-    conn.execute(delete(H).where(H.c.row_id.in_(settled), ~exists().where(*chain)))
+    # min(id) rather than EXISTS or ORDER BY … LIMIT 1: only the aggregate form makes SQLite probe
+    # ix_outbox_order; the others scanned the pending rows via ix_outbox_status_created_at
+    # (tests/outbox/test_plans.py). The same probe gives the due time of the next head.
     next_id = select(func.min(nxt.c.id)).where(*chain).correlate(H).scalar_subquery()
+    gone = conn.execute(delete(H).where(H.c.row_id.in_(settled), next_id.is_(None))
+                        .returning(H.c.subscriber, H.c.order_key)).all()
     # SET expressions all see the old head, so the due time looks the next row up again.
-    due = select(T.c.next_attempt_at).where(T.c.id == next_id).scalar_subquery()
-    conn.execute(update(H).where(H.c.row_id.in_(settled))
+    due = select(T.c.next_attempt_at).where(T.c.id == next_id).correlate(H).scalar_subquery()
+    conn.execute(update(H).where(H.c.row_id.in_(settled), next_id.is_not(None))
                  .values(row_id=next_id, next_attempt_at=due, locked_until=None, locked_by=None))
+    if gone and conn.dialect.name == "postgresql":
+        _restore_heads(conn, gone)
+
+
+def _restore_heads(conn: Connection, chains) -> None:
+    """PostgreSQL, READ COMMITTED: an ingest that committed a row of a chain while the DELETE above
+    waited on its head (the ingest's upsert locks it) is invisible to that DELETE's snapshot, so
+    the head went although the chain has a pending row. This statement's fresh snapshot sees it
+    and puts the head back; a later ingest finds no head and creates it itself."""
+    first = (select(func.min(T.c.id)).where(T.c.subscriber == bindparam("b_sub"),
+                                            T.c.order_key == bindparam("b_key"), T.c.status == PENDING_LITERAL)
+             .scalar_subquery())
+    rows = select(T.c.subscriber, T.c.order_key, T.c.id, T.c.next_attempt_at).where(T.c.id == first)
+    stmt = (_insert(conn)(H).from_select(["subscriber", "order_key", "row_id", "next_attempt_at"], rows)
+            .on_conflict_do_nothing())
+    conn.execute(stmt, [{"b_sub": s, "b_key": k} for s, k in chains])
 
 
 # -- release_leases: drop the leases of heads (all, or one token's) so they are claimable when due.

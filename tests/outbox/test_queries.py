@@ -193,3 +193,43 @@ def test_retry_of_one_row_makes_it_the_head_again_when_its_call_moved_on(engine)
     assert [r.event_uuid for r in claim(engine, token="w3")] == [events[0].event_uuid]
     with engine.connect() as conn:
         assert queries.get_row(conn, first.id)["locked_by"] == "w3"
+
+
+def test_chain_keeps_its_head_when_an_ingest_commits_while_the_settle_waits(pg_url):
+    # PostgreSQL READ COMMITTED: the ingest's head upsert locks the head; the settle's DELETE waits
+    # for it and then judges "no pending row left" from a snapshot without the new row.
+    import time
+
+    from bridge.outbox import db
+
+    db.upgrade(pg_url)
+    engine = db.make_engine(pg_url)
+    try:
+        insert(engine, [make_event("A", 0)])
+        head = claim(engine)[0]
+        later = make_event("A", 1)
+        ingest = engine.connect()
+        tx = ingest.begin()
+        queries.insert_batch(ingest, outbox_rows(later, ["erp"], build_envelope(later), NOW))
+
+        def settle():
+            with engine.begin() as conn:
+                queries.mark_delivered(conn, [head.id], NOW)
+
+        settler = threading.Thread(target=settle)
+        settler.start()
+        with engine.connect() as probe:        # wait until the settle is blocked on the head's lock
+            for _ in range(500):
+                waiting = probe.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()").scalar()
+                if waiting:
+                    break
+                time.sleep(0.01)
+        assert waiting
+        tx.commit()
+        ingest.close()
+        settler.join(10)
+        assert [r.event_uuid for r in claim(engine)] == [later.event_uuid]
+    finally:
+        engine.dispose()
