@@ -233,12 +233,17 @@ class _Worker(threading.Thread):
             _wake_one([w for w in self.group if w is not self] or [self])
         out = _Outcome()
         units = [rows] if self.batch_max > 1 else [[row] for row in rows]
-        for unit in units:
-            # Once the circuit opened (here or in a sibling), the rest of the claim is released
-            # unsent: it waits behind the gate with its attempts untouched.
-            if self.circuit.is_open and not probe:
-                break
-            self._send(unit, probe, out)
+        try:
+            for unit in units:
+                # Once the circuit opened (here or in a sibling), the rest of the claim is released
+                # unsent: it waits behind the gate with its attempts untouched.
+                if self.circuit.is_open and not probe:
+                    break
+                self._send(unit, probe, out)
+        except BaseException:
+            if probe and not out.probe_reported:   # an unexpected error: let the next probe go
+                self.circuit.probe_unused()
+            raise
         settled_at = self.owner._clock()
         settled = set(out.delivered_ids) | {r[0] for r in out.retries} | {d[0] for d in out.dead}
         unsent = [r.id for r in rows if r.id not in settled]
@@ -276,6 +281,7 @@ class _Worker(threading.Thread):
             else:
                 self.transport.push_event(unit[0].event_uuid, unit[0].payload)
         except DeliveryError as exc:
+            out.probe_reported |= probe
             if is_transport_failure(exc):
                 self.circuit.failed(exc, probe)
                 for row in unit:
@@ -292,6 +298,7 @@ class _Worker(threading.Thread):
                 return
             self._failed(unit[0], exc, out, "rejected" if isinstance(exc, DeliveryRejected) else "failed")
         else:
+            out.probe_reported |= probe
             out.closed |= self.circuit.answered(probe)
             out.delivered_ids.extend(row.id for row in unit)
             out.reports.extend((row, None) for row in unit)
@@ -338,3 +345,4 @@ class _Outcome:
     dead: list[tuple[int, str]] = field(default_factory=list)
     reports: list[tuple[ClaimedRow, BridgeError | None]] = field(default_factory=list)
     closed: bool = False            # an answer from the ERP closed the circuit
+    probe_reported: bool = False    # the probe's outcome reached the circuit
