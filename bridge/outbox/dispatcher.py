@@ -22,6 +22,7 @@ from bridge.outbox.db import dispatch_engine, reader, single_process
 from bridge.outbox.models import DEAD, PENDING
 from bridge.outbox.queries import ClaimedRow
 from bridge.outbox.retry import RetryPolicy
+from bridge.outbox.turns import WriteTurns
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Dispatcher:
                  on_circuit: Callable[[CircuitState], None] | None = None) -> None:
         self.engine = dispatch_engine(engine)
         self._own_engine = self.engine is not engine
+        self.turns = WriteTurns(self.engine)     # claims and settles of all workers share transactions
         self.subscribers = [s for s in subscribers if s.enabled]
         self.instance = instance or f"{os.uname().nodename[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.on_delivered = on_delivered
@@ -76,8 +78,11 @@ class Dispatcher:
             circuit = self.circuits.setdefault(sub.name, Circuit(
                 sub.name, probe_cap_s=getattr(sub, "probe_cap_s", DEFAULT_PROBE_CAP_S),
                 probe_base_s=sub.retry_base_s, on_change=self._circuit_changed))
+            # Single-event claims are split between the workers (ceil(batch_rows / workers)): one
+            # worker holding every head of a 50-call backlog left its sibling idle (drain.py).
+            rows = batch_rows if getattr(sub, "batch_max", 1) > 1 else -(-batch_rows // max(1, workers))
             group.extend(_Worker(self, sub, i, transport_factory(sub), RetryPolicy.from_subscriber(sub),
-                                 batch_rows, poll_interval_s, group, circuit) for i in range(max(1, workers)))
+                                 rows, poll_interval_s, group, circuit) for i in range(max(1, workers)))
         self._workers = [w for group in self._groups.values() for w in group]
 
     def start(self) -> None:
@@ -236,12 +241,15 @@ class _Worker(threading.Thread):
             self._send(unit, probe, out)
         settled_at = self.owner._clock()
         settled = set(out.delivered_ids) | {r[0] for r in out.retries} | {d[0] for d in out.dead}
-        with self.owner.engine.begin() as conn:
-            queries.relax_durability(conn)
+        unsent = [r.id for r in rows if r.id not in settled]
+
+        def settle(conn) -> None:
             queries.mark_delivered(conn, out.delivered_ids, settled_at)
             queries.schedule_retry(conn, out.retries)
             queries.mark_dead(conn, out.dead)
-            queries.release_rows(conn, [r.id for r in rows if r.id not in settled])
+            queries.release_rows(conn, unsent)
+
+        self.owner.turns.run(settle)
         self._report(out.reports, settled_at)
         if out.closed:
             self.owner._circuit_closed(self.sub.name)
@@ -254,10 +262,8 @@ class _Worker(threading.Thread):
         with reader(self.owner.engine).connect() as conn:
             if not queries.has_due(conn, self.sub.name, now):
                 return []
-        with self.owner.engine.begin() as conn:
-            queries.relax_durability(conn)
-            return queries.claim_batch(conn, self.sub.name, limit, now, now + timedelta(seconds=self.lease_s),
-                                       self.token)
+        return self.owner.turns.run(lambda conn: queries.claim_batch(
+            conn, self.sub.name, limit, now, now + timedelta(seconds=self.lease_s), self.token))
 
     def _send(self, unit: list[ClaimedRow], probe: bool, out: "_Outcome") -> None:
         """POST one row (PushEvent) or one batch (PushEvents), record the outcome of each row."""
