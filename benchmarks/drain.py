@@ -106,21 +106,23 @@ def template_payload() -> tuple[str, str]:
     return build_envelope(event), event.event_uuid
 
 
-def fill(engine, n: int, calls: int, subscriber: str) -> float:
-    """Insert `n` pending rows: min(calls, n) calls, their events interleaved; returns seconds taken."""
+def fill(engine, n: int, calls: int, subscribers: list[str]) -> float:
+    """Insert `n` pending rows: min(calls, n) calls, their events interleaved, each event to every
+    subscriber (n / len(subscribers) events); returns seconds taken."""
     payload, template_id = template_payload()
     calls = min(calls, n)
     now = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     chunk: list[dict] = []
-    for i in range(n):
+    events = n // len(subscribers)
+    for i in range(events):
         step, call = divmod(i, calls)
         uuid = f"{call:08d}-0000-4000-8000-{step:012d}"
-        chunk.append({"event_uuid": uuid, "subscriber": subscriber, "server": "pbx1", "event_name": "Newstate",
+        chunk.extend({"event_uuid": uuid, "subscriber": subscriber, "server": "pbx1", "event_name": "Newstate",
                       "order_key": f"1764000000.{call}", "payload": payload.replace(template_id, uuid),
                       "status": "pending", "attempts": 0, "next_attempt_at": now, "event_time": now,
-                      "created_at": now, "last_error": None})
-        if len(chunk) == FILL_CHUNK_ROWS or i == n - 1:
+                      "created_at": now, "last_error": None} for subscriber in subscribers)
+        if len(chunk) >= FILL_CHUNK_ROWS or i == events - 1:
             with engine.begin() as conn:
                 queries.insert_batch(conn, chunk)
             chunk = []
@@ -156,12 +158,21 @@ def drop_pg(pg_url: str) -> None:
 
 # --- the measurements ----------------------------------------------------------------------------
 
-def drain(url: str, n: int, sink_url: str, workers: int, batch_max: int | None) -> float:
-    """Deliveries (events) per second of the real Dispatcher from start until nothing is pending."""
+@dataclasses.dataclass
+class Drained:
+    rate: float                 # deliveries (events) per second, start to empty
+    cpu_ms: float               # this process's CPU time per delivery (dispatcher threads; the sink is elsewhere)
+    transactions: int           # dispatcher write transactions (claims and settles, shared or not)
+
+
+def drain(url: str, n: int, sink_url: str, workers: int, batch_max: int | None, subscribers: int = 1,
+          shared: bool = True) -> Drained:
+    """The real Dispatcher from start until nothing is pending. `shared=False` turns off the
+    sharing of write transactions between workers (WriteTurns), for the fan-out comparison."""
     engine = db.make_engine(url)
-    sub = SubscriberConfig(name="erp", url=sink_url)
+    subs = [SubscriberConfig(name=name, url=sink_url) for name in subscriber_names(subscribers)]
     if batch_max is not None:
-        sub = dataclasses.replace(sub, batch_max=batch_max)
+        subs = [dataclasses.replace(sub, batch_max=batch_max) for sub in subs]
     done, count, lock = threading.Event(), [0], threading.Lock()
 
     def delivered(_row, _latency_s):
@@ -170,21 +181,27 @@ def drain(url: str, n: int, sink_url: str, workers: int, batch_max: int | None) 
             if count[0] >= n:
                 done.set()
 
-    dispatcher = Dispatcher(engine, [sub], workers=workers, transport_factory=ErpTransport, on_delivered=delivered)
-    t0 = time.perf_counter()
+    dispatcher = Dispatcher(engine, subs, workers=workers, transport_factory=ErpTransport, on_delivered=delivered)
+    dispatcher.turns.shared = shared and dispatcher.turns.shared
+    t0, cpu0 = time.perf_counter(), time.process_time()
     dispatcher.start()
     done.wait(3600)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     dispatcher.stop(10)
     left = sum(r["pending"] for r in admin.stats(engine))
     engine.dispose()
     if left or count[0] < n:
         raise SystemExit(f"drain incomplete: {count[0]} of {n} delivered, {left} pending")
-    return n / seconds
+    return Drained(n / seconds, cpu * 1000 / n, dispatcher.turns.transactions)
 
 
-def peer_rate(sink_url: str, threads: int) -> float:
-    """A bare keep-alive requests.post loop of one envelope on `threads` threads, no database."""
+def subscriber_names(count: int) -> list[str]:
+    return ["erp"] if count == 1 else [f"erp{i:02d}" for i in range(count)]
+
+
+def peer_rate(sink_url: str, threads: int) -> tuple[float, float]:
+    """A bare keep-alive requests.post loop of one envelope on `threads` threads, no database:
+    requests/s and CPU ms per request."""
     body = template_payload()[0].encode()
     total = [0]
     lock = threading.Lock()
@@ -199,13 +216,13 @@ def peer_rate(sink_url: str, threads: int) -> float:
         with lock:
             total[0] += sent
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     pool = [threading.Thread(target=loop) for _ in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    return total[0] / (time.perf_counter() - t0)
+    return total[0] / (time.perf_counter() - t0), (time.process_time() - cpu0) * 1000 / max(1, total[0])
 
 
 def main() -> int:
@@ -219,6 +236,10 @@ def main() -> int:
                              "databases are created and dropped)")
     parser.add_argument("--workers", type=int, default=2, help="dispatcher workers (and peer threads)")
     parser.add_argument("--batch-max", type=int, help="the subscriber's batch_max (PushEvents batches)")
+    parser.add_argument("--fanout", type=int, default=20, metavar="N",
+                        help="also drain one backlog fanned out to N subscribers, with and without shared "
+                             "write transactions, beside the same events for 1 subscriber (0: skip)")
+    parser.add_argument("--fanout-rows", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="backlogs of 1k and 10k only")
     args = parser.parse_args()
     if args.sink:
@@ -247,24 +268,50 @@ def main() -> int:
                     for n in sizes:
                         url = fresh_db(kind, args.pg, tmp, f"{shape}{n}")
                         engine = db.make_engine(url)
-                        fill_s = fill(engine, n, SHAPES[shape], "erp")
+                        fill_s = fill(engine, n, SHAPES[shape], ["erp"])
                         engine.dispose()
-                        rates[n] = drain(url, n, sink_url, args.workers, args.batch_max)
-                        peer = peer_rate(sink_url, args.workers)
+                        got = drain(url, n, sink_url, args.workers, args.batch_max)
+                        rates[n] = got.rate
+                        peer, peer_cpu = peer_rate(sink_url, args.workers)
                         calls = min(SHAPES[shape], n)
                         print(f"drain {kind:<10} shape {shape} {n:>7,} rows ({calls:,} calls x {n // calls:,}) "
-                              f"{mode}  {rates[n]:9,.0f} {unit}   peer requests.post x{args.workers} "
-                              f"{peer:7,.0f}/s   ratio {rates[n] / peer:5.2f}x   (fill {fill_s:4.1f} s)", flush=True)
+                              f"{mode}  {got.rate:9,.0f} {unit}   peer requests.post x{args.workers} "
+                              f"{peer:7,.0f}/s   ratio {got.rate / peer:5.2f}x   cpu {got.cpu_ms:5.3f} ms/delivery "
+                              f"(peer {peer_cpu:5.3f} ms/request)   (fill {fill_s:4.1f} s, "
+                              f"{got.transactions:,} transactions)", flush=True)
                     small, big = min(sizes), max(sizes)
                     if big != small:
                         print(f"scaling {kind:<10} shape {shape} {big:,} rows at {rates[big] / rates[small]:4.2f}x "
                               f"the {small:,}-row rate   target >= 0.80x", flush=True)
+                if args.fanout > 1:
+                    fanout(kind, args, tmp, sink_url)
     finally:
         proc.stdin.close()
         proc.wait(5)
         if CREATED_PG:
             drop_pg(args.pg)
     return 0
+
+
+def fanout(kind: str, args, tmp: str, sink_url: str) -> None:
+    """Item 4: the same events for 1 subscriber, then fanned out to N, with and without shared
+    write transactions: database work (transactions, CPU) per delivery must not grow N-fold."""
+    n, subs = args.fanout_rows, args.fanout
+    runs = {}
+    for label, count, shared in (("1 subscriber", 1, True), ("unshared", subs, False), ("shared", subs, True)):
+        rows = n // subs if count == 1 else n
+        url = fresh_db(kind, args.pg, tmp, f"fan{count}{label[0]}")
+        engine = db.make_engine(url)
+        fill(engine, rows, SHAPES["a"], subscriber_names(count))
+        engine.dispose()
+        runs[label] = got = drain(url, rows, sink_url, args.workers, args.batch_max, count, shared)
+        print(f"fanout {kind:<10} {label:<12} {count:>2} subscriber(s) {rows:>7,} rows  {got.rate:9,.0f} deliveries/s  "
+              f"cpu {got.cpu_ms:5.3f} ms/delivery  {got.transactions:,} write transactions "
+              f"({got.transactions / rows:5.3f}/delivery)", flush=True)
+    one, off, on = runs["1 subscriber"], runs["unshared"], runs["shared"]
+    print(f"fanout {kind:<10} {subs} subscribers shared: {on.rate:,.0f} deliveries/s = {on.rate / off.rate:4.2f}x "
+          f"unshared, {on.rate / one.rate:4.2f}x one subscriber; transactions/delivery {on.transactions / n:5.3f} "
+          f"vs unshared {off.transactions / n:5.3f}", flush=True)
 
 
 def pg_reachable(url: str) -> bool:

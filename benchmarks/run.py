@@ -1,6 +1,6 @@
 """Runs every benchmark of the project in one process tree and writes benchmarks/REPORT.md + a PNG chart.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only ami_parse,filter,outbox,drain,soap,ajam,load,ari]
+    .venv/bin/python benchmarks/run.py [--quick] [--only ami_parse,filter,outbox,drain,drain-batched,soap,ajam,load,ari]
 
 Each benchmark script runs as a child process, one after the other (never two at once: this is
 a 2-core machine, and a benchmark sharing the cores with another measures nothing). Its printed
@@ -142,6 +142,16 @@ def parse_drain(text: str) -> list[Row]:
         kind, shape, big, ratio, small = m.groups()
         rows.append(Row(f"drain {kind}, shape {shape}: {big}-row rate / {small}-row rate", num(ratio), "×",
                         target="≥ 0.8×", met=num(ratio) >= 0.8))
+    for m in re.finditer(rf"^fanout (\w+)\s+(\d+) subscribers shared: {NUM} deliveries/s = {NUM}x unshared, "
+                         rf"{NUM}x one subscriber; transactions/delivery {NUM} vs unshared {NUM}", text, re.M):
+        kind, subs, rate, vs_off, vs_one, tx_on, tx_off = m.groups()
+        rows.append(Row(f"fan-out drain {kind}, {subs} subscribers: write transactions per delivery", num(tx_on),
+                        "tx/delivery", "each worker its own transactions", num(tx_off),
+                        num(tx_on) / num(tx_off) if num(tx_off) else None,
+                        note="smaller is better; WriteTurns shares SQLite transactions between workers"))
+        rows.append(Row(f"fan-out drain {kind}, {subs} subscribers: deliveries/s", num(rate), "deliveries/s",
+                        "same events, 1 subscriber", num(rate) / num(vs_one) if num(vs_one) else None, num(vs_one),
+                        note=f"{num(vs_off):.2f}x the unshared run"))
     return rows or [Row("backlog drain", None, "", note="drain.py printed no results")]
 
 
@@ -276,6 +286,8 @@ BENCHES = [
           repeat=lambda q: 2 if q else 3, best_key=lambda rows: rows[0].ours or 0.0),
     Bench("drain", lambda q: [PY, "benchmarks/drain.py"] + (["--quick"] if q else []), parse_drain,
           timeout_s=3600.0),
+    Bench("drain-batched", lambda q: [PY, "benchmarks/drain.py", "--batch-max", "100", "--fanout", "0"]
+          + (["--quick"] if q else []), parse_drain, timeout_s=1800.0),
     Bench("soap", lambda q: [PY, "benchmarks/soap.py", "--seconds", "2" if q else "5", "--rounds", "2"], parse_soap,
           repeat=lambda q: 1 if q else 2, best_key=lambda rows: rows[0].ours or 0.0),
     Bench("ajam", lambda q: [PY, "benchmarks/ajam.py"] + (["--quick"] if q else []), parse_ajam),

@@ -150,9 +150,10 @@ def has_due(conn: Connection, subscriber: str, now: datetime) -> bool:
 def mark_delivered(conn: Connection, ids: Iterable[int], now: datetime) -> None:
     ids = list(ids)
     if ids:
-        conn.execute(update(T).where(T.c.id == bindparam("b_id"))
-                     .values(status=DELIVERED, delivered_at=now, attempts=T.c.attempts + 1),
-                     [{"b_id": i} for i in ids])
+        # One statement for the batch (the same values for every row): on PostgreSQL a statement
+        # per row was a round trip per row.
+        conn.execute(update(T).where(T.c.id.in_(ids))
+                     .values(status=DELIVERED, delivered_at=now, attempts=T.c.attempts + 1))
         _advance_heads(conn, ids)
 
 
@@ -188,8 +189,8 @@ def _advance_heads(conn: Connection, settled: list[int]) -> None:
     # ix_outbox_order; the others scanned the pending rows via ix_outbox_status_created_at
     # (tests/outbox/test_plans.py). The same probe gives the due time of the next head.
     next_id = select(func.min(nxt.c.id)).where(*chain).correlate(H).scalar_subquery()
-    gone = conn.execute(delete(H).where(H.c.row_id.in_(settled), next_id.is_(None))
-                        .returning(H.c.subscriber, H.c.order_key)).all()
+    gone = [i for (i,) in conn.execute(delete(H).where(H.c.row_id.in_(settled), next_id.is_(None))
+                                       .returning(H.c.row_id))]
     # SET expressions all see the old head, so the due time looks the next row up again.
     due = select(T.c.next_attempt_at).where(T.c.id == next_id).correlate(H).scalar_subquery()
     conn.execute(update(H).where(H.c.row_id.in_(settled), next_id.is_not(None))
@@ -198,18 +199,21 @@ def _advance_heads(conn: Connection, settled: list[int]) -> None:
         _restore_heads(conn, gone)
 
 
-def _restore_heads(conn: Connection, chains) -> None:
+def _restore_heads(conn: Connection, settled: list[int]) -> None:
     """PostgreSQL, READ COMMITTED: an ingest that committed a row of a chain while the DELETE above
     waited on its head (the ingest's upsert locks it) is invisible to that DELETE's snapshot, so
     the head went although the chain has a pending row. This statement's fresh snapshot sees it
-    and puts the head back; a later ingest finds no head and creates it itself."""
-    first = (select(func.min(T.c.id)).where(T.c.subscriber == bindparam("b_sub"),
-                                            T.c.order_key == bindparam("b_key"), T.c.status == PENDING_LITERAL)
-             .scalar_subquery())
-    rows = select(T.c.subscriber, T.c.order_key, T.c.id, T.c.next_attempt_at).where(T.c.id == first)
-    stmt = (_insert(conn)(H).from_select(["subscriber", "order_key", "row_id", "next_attempt_at"], rows)
-            .on_conflict_do_nothing())
-    conn.execute(stmt, [{"b_sub": s, "b_key": k} for s, k in chains])
+    and puts the head back (one statement for all the settled rows whose heads went); a later
+    ingest finds no head and creates it itself."""
+    was, nxt = T.alias("was"), T.alias("nxt")
+    first = (select(func.min(nxt.c.id))
+             .where(nxt.c.subscriber == was.c.subscriber, nxt.c.order_key == was.c.order_key,
+                    nxt.c.status == PENDING_LITERAL)
+             .correlate(was).scalar_subquery())
+    rows = (select(T.c.subscriber, T.c.order_key, T.c.id, T.c.next_attempt_at)
+            .select_from(was.join(T, T.c.id == first)).where(was.c.id.in_(settled)))
+    conn.execute(_insert(conn)(H).from_select(["subscriber", "order_key", "row_id", "next_attempt_at"], rows)
+                 .on_conflict_do_nothing())
 
 
 # -- release_leases: drop the leases of heads (all, or one token's) so they are claimable when due.

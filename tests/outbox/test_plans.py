@@ -44,14 +44,18 @@ def captured_statements(engine) -> list[tuple[str, object]]:
     """Fill the backlog, then run one round of every claim/settle/head query and return what it sent."""
     with engine.begin() as conn:
         queries.insert_batch(conn, backlog_rows())
+        queries.insert_batch(conn, [dict(backlog_rows()[0], event_uuid="lone/0", order_key="lone")])
+        (lone,) = conn.exec_driver_sql("SELECT id FROM outbox WHERE order_key = 'lone'").one()
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql("ANALYZE outbox")
             conn.exec_driver_sql("ANALYZE outbox_head")
     sent: list[tuple[str, object]] = []
 
     def capture(_conn, _cursor, statement, params, _context, executemany):
-        # INSERTs read nothing but their conflict target (a unique index): not checked.
-        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
+        # INSERT … VALUES reads nothing but its conflict target (a unique index): not checked;
+        # INSERT … SELECT (restoring a head) reads outbox: checked.
+        head = statement.lstrip().upper()
+        if head.startswith(("SELECT", "UPDATE", "DELETE")) or head.startswith("INSERT") and " SELECT " in head:
             one = params[0] if executemany else params
             sent.append((statement, one if isinstance(one, dict) else tuple(one)))
 
@@ -66,6 +70,7 @@ def captured_statements(engine) -> list[tuple[str, object]]:
             queries.schedule_retry(conn, [(rows[1].id, NOW + timedelta(seconds=5), "HTTP 503")])
             queries.mark_dead(conn, [(rows[2].id, "SOAP Fault")])
             queries.requeue(conn, NOW, row_id=rows[2].id)
+            queries.mark_delivered(conn, [lone], NOW)      # a one-row chain: its head goes
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert len(rows) == 50 and rows[0].order_key == "long"   # the settles below move the long chain
