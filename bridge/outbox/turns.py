@@ -27,6 +27,7 @@ from typing import Callable, TypeVar
 from sqlalchemy.engine import Connection, Engine
 
 from bridge.outbox import queries
+from bridge.outbox.db import single_process
 
 R = TypeVar("R")
 
@@ -50,7 +51,7 @@ class WriteTurns:
 
     def __init__(self, engine: Engine, *, gap_s: float = GAP_S) -> None:
         self.engine = engine
-        self.shared = engine.dialect.name == "sqlite"
+        self.shared = single_process(engine)    # SQLite: one writer at a time
         self.gap_s = gap_s
         self._queue: list[_Job] = []
         self._queue_lock = threading.Lock()
