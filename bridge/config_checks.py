@@ -294,7 +294,8 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                  "request_timeout_s": (0.1, 600), "threads": (1, 1024)},
     SubscriberConfig: {"max_age_s": (1, 365 * _DAY_S), "max_attempts": (1, 1_000_000),
                        "retry_base_s": (0.001, _DAY_S), "retry_cap_s": (0.001, 30 * _DAY_S),
-                       "connect_timeout_s": (0.05, 300), "read_timeout_s": (0.05, 3600)},
+                       "connect_timeout_s": (0.05, 300), "read_timeout_s": (0.05, 3600),
+                       "batch_max": (1, 1000), "batch_linger_s": (0, 10), "probe_cap_s": (0.05, 3600)},
     CallsConfig: {"ended_grace_s": (0, 7 * _DAY_S)},
 }
 

@@ -164,6 +164,7 @@ class Runtime:
                                      on_delivered=self._on_delivered)
         self.dispatcher.start()
         self.metrics.watch_outbox(self.count_status, [s.name for s in self.config.subscribers])
+        self.metrics.watch_circuits(self.circuit_states)
 
     def _on_commit(self, events, rows: int, subscribers: set[str]) -> None:
         self._routed.update(subscribers)
@@ -205,7 +206,7 @@ class Runtime:
         from bridge.health import HealthServer
 
         self.health_server = HealthServer(self.config.metrics.listen, self.metrics, self.health_problems,
-                                          self.health_warnings)
+                                          self.health_warnings, self.health_degraded)
         self.health_server.start()
 
     def _stop_soap(self) -> None:
@@ -284,6 +285,16 @@ class Runtime:
                 "events were filtered (check mode, events, filter, headers)"
                 for s in self.config.subscribers
                 if s.name not in self._routed and self.router.is_enabled(s.name)]
+
+    def circuit_states(self) -> list:
+        dispatcher = self.dispatcher
+        return dispatcher.circuit_states() if dispatcher is not None else []
+
+    def health_degraded(self) -> list[str]:
+        """Subscribers whose ERP is down: events are accepted and kept, deliveries wait for it."""
+        return [f"subscriber {c.subscriber}: ERP unreachable, circuit open since "
+                f"{c.opened_at:%Y-%m-%dT%H:%M:%SZ} ({c.probes} probe(s) since): {c.last_error}"
+                for c in self.circuit_states() if c.state == "open"]
 
     def health_problems(self) -> list[str]:
         problems = [f"ami {c.name}: not logged in ({c.stats.last_error or 'connecting'})"
