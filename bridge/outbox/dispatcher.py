@@ -78,11 +78,8 @@ class Dispatcher:
             circuit = self.circuits.setdefault(sub.name, Circuit(
                 sub.name, probe_cap_s=getattr(sub, "probe_cap_s", DEFAULT_PROBE_CAP_S),
                 probe_base_s=sub.retry_base_s, on_change=self._circuit_changed))
-            # Single-event claims are split between the workers (ceil(batch_rows / workers)): one
-            # worker holding every head of a 50-call backlog left its sibling idle (drain.py).
-            rows = batch_rows if getattr(sub, "batch_max", 1) > 1 else -(-batch_rows // max(1, workers))
             group.extend(_Worker(self, sub, i, transport_factory(sub), RetryPolicy.from_subscriber(sub),
-                                 rows, poll_interval_s, group, circuit) for i in range(max(1, workers)))
+                                 batch_rows, poll_interval_s, group, circuit) for i in range(max(1, workers)))
         self._workers = [w for group in self._groups.values() for w in group]
 
     def start(self) -> None:
