@@ -45,6 +45,7 @@ class AmiConfig:
     httptimeout_s: float = 60.0        # manager.conf httptimeout of that Asterisk (its session lifetime)
     app: str = "asterisk-bridge"       # ari: the Stasis application name the WebSocket subscribes as
     hint_device: str = "PJSIP/{extension}"  # ari: the device GetExtensionState reads (ARI cannot read hints)
+    redirect_context: str = "asterisk-bridge-redirect"  # ari: the dialplan context whose `s` runs ChannelRedirect
 
     def __post_init__(self) -> None:
         if not self.auth:  # the default depends on the transport

@@ -169,6 +169,9 @@ def _check_ari(cfg: AmiConfig, path: str, problems: list[str]) -> None:
         problems.append(f"{path}.username: required (the user's [section] in ari.conf)")
     if not cfg.app or not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.app):
         problems.append(f"{path}.app: {cfg.app!r} must be letters, digits, '_', '.' or '-' (the Stasis app name)")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.redirect_context):
+        problems.append(f"{path}.redirect_context: {cfg.redirect_context!r} must be letters, digits, '_', '.' "
+                        "or '-' (a dialplan context name)")
     if cfg.tls:
         problems.append(f'{path}.tls: not used with transport = "ari"; write an https:// url')
     if "{extension}" not in cfg.hint_device:

@@ -58,7 +58,8 @@ class Dispatcher:
                  on_circuit: Callable[[CircuitState], None] | None = None) -> None:
         self.engine = dispatch_engine(engine)
         self._own_engine = self.engine is not engine
-        self.turns = WriteTurns(self.engine)     # claims and settles of all workers share transactions
+        # Claims and settles of all workers share SQLite write transactions (turns.py).
+        self.turns = WriteTurns(self.engine)
         self.subscribers = [s for s in subscribers if s.enabled]
         self.instance = instance or f"{os.uname().nodename[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.on_delivered = on_delivered
@@ -78,6 +79,10 @@ class Dispatcher:
             circuit = self.circuits.setdefault(sub.name, Circuit(
                 sub.name, probe_cap_s=getattr(sub, "probe_cap_s", DEFAULT_PROBE_CAP_S),
                 probe_base_s=sub.retry_base_s, on_change=self._circuit_changed))
+            # Single events: whole claims, not split between the workers. A split kept a sibling
+            # busy on a 50-call backlog (drain.py) but doubled the claim and settle transactions,
+            # which queue behind the ingest's fsync: the SQLite-locked chaos run took 145-152 s
+            # instead of 105 s to drain.
             group.extend(_Worker(self, sub, i, transport_factory(sub), RetryPolicy.from_subscriber(sub),
                                  batch_rows, poll_interval_s, group, circuit) for i in range(max(1, workers)))
         self._workers = [w for group in self._groups.values() for w in group]
@@ -128,8 +133,7 @@ class Dispatcher:
     def _circuit_closed(self, subscriber: str) -> None:
         """Rows that failed just before the circuit opened still carry their own backoff: make
         them due too, then get every worker of the subscriber draining."""
-        with self.engine.begin() as conn:
-            released = queries.release_outage(conn, subscriber, self._clock())
+        released = self.turns.run(lambda conn: queries.release_outage(conn, subscriber, self._clock()))
         if released:
             log.info("subscriber %s: %d row(s) held back by the outage are due now", subscriber, released)
         for w in self._groups.get(subscriber, ()):
@@ -230,12 +234,17 @@ class _Worker(threading.Thread):
             _wake_one([w for w in self.group if w is not self] or [self])
         out = _Outcome()
         units = [rows] if self.batch_max > 1 else [[row] for row in rows]
-        for unit in units:
-            # Once the circuit opened (here or in a sibling), the rest of the claim is released
-            # unsent: it waits behind the gate with its attempts untouched.
-            if self.circuit.is_open and not probe:
-                break
-            self._send(unit, probe, out)
+        try:
+            for unit in units:
+                # Once the circuit opened (here or in a sibling), the rest of the claim is released
+                # unsent: it waits behind the gate with its attempts untouched.
+                if self.circuit.is_open and not probe:
+                    break
+                self._send(unit, probe, out)
+        except BaseException:
+            if probe and not out.probe_reported:   # an unexpected error: let the next probe go
+                self.circuit.probe_unused()
+            raise
         settled_at = self.owner._clock()
         settled = set(out.delivered_ids) | {r[0] for r in out.retries} | {d[0] for d in out.dead}
         unsent = [r.id for r in rows if r.id not in settled]
@@ -254,13 +263,16 @@ class _Worker(threading.Thread):
 
     def _claim(self, limit: int) -> list[ClaimedRow]:
         now = self.owner._clock()
-        # A read-only probe first: on SQLite a claim is a write transaction that queues behind the
+        turns = self.owner.turns
+        # A read-only probe first on SQLite: a claim is a write transaction that queues behind the
         # ingest commit's fsync, so an idle subscriber should not take the write lock for nothing.
-        with reader(self.owner.engine).connect() as conn:
-            if not queries.has_due(conn, self.sub.name, now):
-                return []
-        return self.owner.turns.run(lambda conn: queries.claim_batch(
-            conn, self.sub.name, limit, now, now + timedelta(seconds=self.lease_s), self.token))
+        # PostgreSQL locks rows, not the database: the probe would only cost a round trip.
+        if turns.shared:
+            with reader(self.owner.engine).connect() as conn:
+                if not queries.has_due(conn, self.sub.name, now):
+                    return []
+        lease_until = now + timedelta(seconds=self.lease_s)
+        return turns.run(lambda conn: queries.claim_batch(conn, self.sub.name, limit, now, lease_until, self.token))
 
     def _send(self, unit: list[ClaimedRow], probe: bool, out: "_Outcome") -> None:
         """POST one row (PushEvent) or one batch (PushEvents), record the outcome of each row."""
@@ -270,6 +282,7 @@ class _Worker(threading.Thread):
             else:
                 self.transport.push_event(unit[0].event_uuid, unit[0].payload)
         except DeliveryError as exc:
+            out.probe_reported |= probe
             if is_transport_failure(exc):
                 self.circuit.failed(exc, probe)
                 for row in unit:
@@ -286,6 +299,7 @@ class _Worker(threading.Thread):
                 return
             self._failed(unit[0], exc, out, "rejected" if isinstance(exc, DeliveryRejected) else "failed")
         else:
+            out.probe_reported |= probe
             out.closed |= self.circuit.answered(probe)
             out.delivered_ids.extend(row.id for row in unit)
             out.reports.extend((row, None) for row in unit)
@@ -332,3 +346,4 @@ class _Outcome:
     dead: list[tuple[int, str]] = field(default_factory=list)
     reports: list[tuple[ClaimedRow, BridgeError | None]] = field(default_factory=list)
     closed: bool = False            # an answer from the ERP closed the circuit
+    probe_reported: bool = False    # the probe's outcome reached the circuit

@@ -26,7 +26,7 @@ from bridge.config import MetricsConfig
 from bridge.testing import fake_erp as sink_modes
 from bridge.testing.helpers import wait_until
 from tests.chaos.audit import audit, outbox_rows
-from tests.chaos.rig import Rig, scale
+from tests.chaos.rig import DRAIN_TIMEOUT_S, Rig, scale
 
 PROBE_CAP_S = 1.0
 BATCHING = [("single", {}), ("batched", {"batch_max": 50, "batch_linger_s": 0.02})]
@@ -58,6 +58,13 @@ def outbox_stats(db_url: str) -> dict:
         return next(r for r in admin.stats(engine) if r["subscriber"] == "erp")
     finally:
         engine.dispose()
+
+
+def undelivered(db_url: str, poisoned: set[str]) -> str:
+    left = [r for r in outbox_rows(db_url) if r["status"] != "delivered" and r["event_uuid"] not in poisoned]
+    sample = [(r["id"], r["status"], r["attempts"], str(r["next_attempt_at"]), r["locked_by"], r["last_error"])
+              for r in left[:5]]
+    return f"the backlog of the other calls did not drain: {len(left)} rows left, first {sample}"
 
 
 def circuit_gauge(metrics_text: str) -> str | None:
@@ -112,8 +119,9 @@ def test_after_an_outage_the_backlog_arrives_in_order_and_the_first_delivery_wit
 
         # Everything else drains while the poisoned call waits; the circuit stays closed.
         poisoned = {r["event_uuid"] for r in outbox_rows(rig.db_url) if r["order_key"] == poison_call}
-        assert wait_until(lambda: {r["event_uuid"] for r in outbox_rows(rig.db_url) if r["status"] != "delivered"}
-                          <= poisoned, 120.0), "the backlog of the other calls did not drain"
+        drained_others = wait_until(lambda: {r["event_uuid"] for r in outbox_rows(rig.db_url)
+                                             if r["status"] != "delivered"} <= poisoned, DRAIN_TIMEOUT_S, 0.5)
+        assert drained_others, undelivered(rig.db_url, poisoned)
         drained_s = time.monotonic() - recovered
         assert not rig.runtime.dispatcher.circuits["erp"].is_open
         status_after, health_after = rig.get("/healthz")

@@ -9,18 +9,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bridge.erp.envelope import BATCH_SOAP_ACTION, build_envelope
-from bridge.erp.transport import ErpTransport
+from bridge.erp.envelope import BATCH_SOAP_ACTION
 from bridge.errors import DeliveryRejected, DeliveryRetryable
 from bridge.outbox import admin
 from bridge.outbox.circuit import CLOSED, OPEN, PROBE, Circuit, is_transport_failure
-from bridge.outbox.dispatcher import Dispatcher
-from bridge.outbox.ingest import OutboxWriter
 from bridge.outbox.models import PENDING
 from bridge.testing.fake_erp import OK, UNAVAILABLE
 from bridge.testing.helpers import wait_until
 
 from tests.outbox.conftest import by_key, calls_interleaved, order_problems, subscriber
+from tests.outbox.test_dispatcher import Bridge as DispatcherBridge
 
 
 class Clock:
@@ -104,26 +102,24 @@ def test_any_answer_from_the_erp_closes_the_circuit_and_row_failures_reset_the_c
 
 # --- the real dispatcher ------------------------------------------------------------------------
 
-class Bridge:
+class Bridge(DispatcherBridge):
+    """test_dispatcher's writer + dispatcher, recording the circuit's transitions."""
+
     def __init__(self, engine, sub, workers=3):
         self.changes = []
-        self.dispatcher = Dispatcher(engine, [sub], transport_factory=ErpTransport, workers=workers,
-                                     poll_interval_s=0.05, on_circuit=self.changes.append)
-        self.writer = OutboxWriter(engine, envelope_builder=build_envelope,
-                                   on_commit=lambda events, rows, subs: self.dispatcher.notify())
+        super().__init__(engine, [sub], workers=workers, on_circuit=self.changes.append)
 
-    def __enter__(self):
-        self.dispatcher.start()
-        self.writer.start()
-        return self
 
-    def __exit__(self, *exc):
-        self.writer.stop(flush=True)
-        self.dispatcher.stop(5)
-
-    def accept_all(self, events):
-        for e in events:
-            self.writer.accept(e, ["erp"])
+def held_back(engine, sink, events, poison) -> list[dict]:
+    """Wait until every call but the poisoned one is delivered and settled; the rows left pending."""
+    others = [e for e in events if e.order_key != poison.order_key]
+    assert sink.wait_for_ids([e.event_uuid for e in others], 20)
+    held = {e.event_uuid for e in events if e.order_key == poison.order_key}
+    assert wait_until(lambda: len(admin.list_rows(engine, status=PENDING, limit=100)) == len(held), 10.0)
+    rows = admin.list_rows(engine, status=PENDING, limit=100)
+    assert {r["event_uuid"] for r in rows} == held
+    assert order_problems(sink.receipts, by_key(others)) == []
+    return rows
 
 
 def test_while_the_erp_answers_503_one_probe_at_a_time_then_everything_in_call_order(engine, sink):
@@ -158,16 +154,10 @@ def test_a_soap_fault_on_one_event_holds_only_its_call_and_leaves_the_circuit_cl
     sink.reject_ids = {poison.event_uuid}
     with Bridge(engine, sub) as b:
         b.accept_all(events)
-        others = [e for e in events if e.order_key != poison.order_key]
-        assert sink.wait_for_ids([e.event_uuid for e in others], 20)
-        held = {e.event_uuid for e in events if e.order_key == poison.order_key}
-        assert wait_until(lambda: len(admin.list_rows(engine, status=PENDING, limit=100)) == len(held), 10.0)
-        rows = admin.list_rows(engine, status=PENDING, limit=100)
+        rows = held_back(engine, sink, events, poison)
     assert b.changes == [] and not b.dispatcher.circuits["erp"].is_open
-    assert {r["event_uuid"] for r in rows} == held
     head = next(r for r in rows if r["event_uuid"] == poison.event_uuid)
     assert head["last_error"].startswith("attempt 1 rejected: SOAP Fault")
-    assert order_problems(sink.receipts, by_key(others)) == []
 
 
 def test_batched_subscriber_gets_pushevents_one_event_per_call_in_call_order(engine, sink):
@@ -194,12 +184,7 @@ def test_a_fault_on_a_batch_resends_its_events_one_by_one_so_only_the_refused_on
     sink.reject_ids = {poison.event_uuid}
     with Bridge(engine, sub, workers=1) as b:
         b.accept_all(events)
-        others = [e for e in events if e.order_key != poison.order_key]
-        assert sink.wait_for_ids([e.event_uuid for e in others], 20)
-        held = {e.event_uuid for e in events if e.order_key == poison.order_key}
-        assert wait_until(lambda: len(admin.list_rows(engine, status=PENDING, limit=100)) == len(held), 10.0)
-        pending = admin.list_rows(engine, status=PENDING, limit=100)
+        held_back(engine, sink, events, poison)
     assert b.changes == []
-    assert {r["event_uuid"] for r in pending} == held
     refused_alone = [r for r in sink.receipts if r.id == poison.event_uuid and r.batch == 1]
     assert refused_alone and all(r.answered != OK for r in refused_alone)
