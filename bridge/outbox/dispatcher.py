@@ -79,11 +79,12 @@ class Dispatcher:
             circuit = self.circuits.setdefault(sub.name, Circuit(
                 sub.name, probe_cap_s=getattr(sub, "probe_cap_s", DEFAULT_PROBE_CAP_S),
                 probe_base_s=sub.retry_base_s, on_change=self._circuit_changed))
-            # Single events: the claim is split between the workers, so a sibling woken by a
-            # full claim finds heads left to take instead of idling while one worker POSTs all.
-            per_claim = max(1, -(-batch_rows // max(1, workers)))
+            # Single events: whole claims, not split between the workers. A split kept a sibling
+            # busy on a 50-call backlog (drain.py) but doubled the claim and settle transactions,
+            # which queue behind the ingest's fsync: the SQLite-locked chaos run took 145-152 s
+            # instead of 105 s to drain.
             group.extend(_Worker(self, sub, i, transport_factory(sub), RetryPolicy.from_subscriber(sub),
-                                 per_claim, poll_interval_s, group, circuit) for i in range(max(1, workers)))
+                                 batch_rows, poll_interval_s, group, circuit) for i in range(max(1, workers)))
         self._workers = [w for group in self._groups.values() for w in group]
 
     def start(self) -> None:

@@ -44,7 +44,9 @@ def test_example_config_delivers_simulated_calls_to_its_subscriber(tmp_path):
     names = [r.body.split(b"<m:name>")[1].split(b"</m:name>")[0] for r in sink.delivered()]
     calls = [n for n in names if n.startswith(b"Call")]
     assert calls[0] == b"CallRinging" and b"CallAnswered" in calls and calls[-1] == b"CallEnded", names
-    assert names[0] == b"LinkUp" and names[-1] == b"LinkDown"          # normalized subscribers get both
+    # Normalized subscribers get both link events. LinkUp and the call are different order_keys, so
+    # two workers may deliver them in either order; LinkDown follows the stop, after everything else.
+    assert names.count(b"LinkUp") == 1 and names[-1] == b"LinkDown"
     assert config.warnings == ()
 
 

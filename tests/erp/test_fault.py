@@ -46,3 +46,22 @@ def test_no_entity_is_expanded_when_the_answer_declares_one():
             "</e:Fault></e:Body></e:Envelope>").encode()
     fault = find_fault(body)
     assert fault is not None and "root:" not in fault.text
+
+
+def test_fault_in_utf16_is_found_although_its_bytes_do_not_spell_fault():
+    text = (f'<?xml version="1.0" encoding="UTF-16"?><e:Envelope xmlns:e="{SOAP11}"><e:Body><e:Fault>'
+            "<faultcode>e:Client</faultcode><faultstring>нет такого звонка</faultstring></e:Fault>"
+            "</e:Body></e:Envelope>")
+    fault = find_fault(text.encode("utf-16"))
+    assert (fault.code, fault.text) == ("e:Client", "нет такого звонка")
+
+
+def test_fault_is_found_from_several_threads_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = (f'<e:Envelope xmlns:e="{SOAP11}"><e:Body><e:Fault><faultcode>e:Server</faultcode>'
+            "<faultstring>busy</faultstring></e:Fault></e:Body></e:Envelope>").encode()
+    ok = f'<e:Envelope xmlns:e="{SOAP11}"><e:Body><PushEventResponse/></e:Body></e:Envelope>'.encode()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(find_fault, [body, ok] * 200))
+    assert [r.text if r else None for r in results] == ["busy", None] * 200
