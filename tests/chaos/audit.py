@@ -133,8 +133,9 @@ def format_summary(results: list[AuditResult]) -> str:
     return "\n".join(lines)
 
 
-def write_summary_file(results: list[AuditResult]) -> None:
+def write_summary_file(results: list[AuditResult], extra: str = "") -> None:
+    """BRIDGE_CHAOS_SUMMARY=FILE: the table (and `extra`, e.g. the failover gaps) in FILE too."""
     path = os.environ.get("BRIDGE_CHAOS_SUMMARY")
     if path and results:
         with open(path, "w", encoding="utf-8") as fh:
-            fh.write(format_summary(results) + "\n")
+            fh.write(format_summary(results) + "\n" + (f"\n{extra}\n" if extra else ""))

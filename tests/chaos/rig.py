@@ -24,6 +24,14 @@ def scale(short, full):
     return full if FULL else short
 
 
+def newest_session(sim) -> int:
+    """The number of the simulator's newest AMI session (0: none yet)."""
+    return max((s.number for s in sim.sessions), default=0)
+
+
+def logged_in_after(sim, number: int) -> bool:
+    """A session newer than `number` has logged in: a (re)started bridge is listening."""
+    return any(s.number > number and s.logged_in for s in sim.sessions)
 
 
 def ami_config(port: int, **kw) -> AmiConfig:
