@@ -12,6 +12,7 @@ import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -46,11 +47,11 @@ def utcnow() -> datetime:
 class Node:
     """One bridge process of the cluster; restarts keep its name (PGAPPNAME), port and log file."""
 
-    def __init__(self, name: str, config: Path, log_dir: Path) -> None:
+    def __init__(self, name: str, config: Path, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.metrics_port = free_port()
-        self.proc = BridgeProcess(config, log_dir / f"{name}.log",
-                                  env={"PGAPPNAME": name, "NODE_METRICS": f"127.0.0.1:{self.metrics_port}"})
+        self.proc = BridgeProcess(config, log_dir / f"{name}.log", env={
+            **(env or {}), "PGAPPNAME": name, "NODE_METRICS": f"127.0.0.1:{self.metrics_port}"})
 
     def metrics(self) -> str:
         return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
@@ -67,42 +68,37 @@ class Node:
         return f"Node({self.name}, pid {self.proc.pid})"
 
 
-class Cluster(Rig):
-    """The rig with `size` bridge processes sharing one PostgreSQL outbox."""
+class NodeSet:
+    """`size` bridge processes of one config file, their commit log, and the faults on the leader.
 
-    def __init__(self, tmp_path: Path, db_url: str, *, size: int = 3, **kw) -> None:
-        super().__init__(tmp_path, db_url, **kw)
-        self.size = size
-        self.nodes: list[Node] = []
-        self.log: CommitLog | None = None
+    `session_mark()` / `logged_in_since(mark)` ask the PBX (simulator or Asterisk) whether a new
+    AMI session of the bridge user has logged in since the mark: how a (re)started node is known
+    to listen before the next fault."""
+
+    def __init__(self, config: Path, log_dir: Path, db_url: str, size: int, *,
+                 session_mark: Callable[[], object], logged_in_since: Callable[[object], bool],
+                 env: dict[str, str] | None = None) -> None:
+        self.nodes = [Node(f"node-{i + 1}", config, log_dir, env) for i in range(size)]
+        self.log = CommitLog(db_url)
+        self.session_mark, self.logged_in_since = session_mark, logged_in_since
         self.failovers: list[Failover] = []
 
-    # --- lifecycle (Rig.__enter__/__exit__ call these) ------------------------------------------
-
-    def start_bridge(self) -> None:
-        from bridge.outbox.db import upgrade
-
-        upgrade(self.db_url)
-        install_commit_log(self.db_url)
-        self.log = CommitLog(self.db_url)
-        config = write_config(self.tmp_path / "bridge.toml", self.port, self.sink.url, self.db_url,
-                              extra=NODE_CONFIG_EXTRA, level="INFO")
-        self.nodes = [Node(f"node-{i + 1}", config, self.tmp_path) for i in range(self.size)]
+    def start(self) -> "NodeSet":
         for node in self.nodes:
             self.start_node(node)
+        return self
 
-    def stop_bridge(self) -> None:
-        for node in self.nodes:
-            node.proc.terminate()
-        if self.log is not None:
-            self.log.close()
+    def stop(self) -> list[int]:
+        codes = [node.proc.terminate() for node in self.nodes]
+        self.log.close()
+        return codes
 
     def start_node(self, node: Node) -> None:
         """Start (or restart) a node and wait until its AMI session is logged in."""
-        before = newest_session(self.sim)
+        mark = self.session_mark()
         node.proc.start()
-        assert wait_until(lambda: logged_in_after(self.sim, before) or not node.proc.running, START_TIMEOUT_S), \
-            f"{node.name} never logged in to the simulator:\n{node.proc.log_tail()}"
+        assert wait_until(lambda: self.logged_in_since(mark) or not node.proc.running, START_TIMEOUT_S), \
+            f"{node.name} never logged in to the PBX:\n{node.proc.log_tail()}"
         assert node.proc.running, f"{node.name} exited {node.proc.proc.returncode}:\n{node.proc.log_tail()}"
 
     def node(self, name: str) -> Node:
@@ -182,3 +178,27 @@ class Cluster(Rig):
 
     def logs(self) -> str:
         return "\n".join(f"--- {n.name} ---\n{n.proc.log_tail(1500)}" for n in self.nodes)
+
+
+class Cluster(Rig):
+    """The chaos rig (simulator, stream, sink) with `size` bridge processes on one PostgreSQL outbox."""
+
+    def __init__(self, tmp_path: Path, db_url: str, *, size: int = 3, **kw) -> None:
+        super().__init__(tmp_path, db_url, **kw)
+        self.size = size
+        self.cluster: NodeSet | None = None
+
+    def start_bridge(self) -> None:
+        from bridge.outbox.db import upgrade
+
+        upgrade(self.db_url)
+        install_commit_log(self.db_url)
+        config = write_config(self.tmp_path / "bridge.toml", self.port, self.sink.url, self.db_url,
+                              extra=NODE_CONFIG_EXTRA, level="INFO")
+        self.cluster = NodeSet(config, self.tmp_path, self.db_url, self.size,
+                             session_mark=lambda: newest_session(self.sim),
+                             logged_in_since=lambda mark: logged_in_after(self.sim, mark)).start()
+
+    def stop_bridge(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()

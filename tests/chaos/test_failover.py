@@ -21,15 +21,16 @@ def test_no_event_lost_or_doubled_when_the_leader_is_killed_paused_and_stopped(t
     kills = scale(2, 12)
     rng = random.Random(15)
     with Cluster(tmp_path, pg_url, size=3, rate_per_s=scale(300, 500), seed=15) as rig:
+        cluster = rig.cluster
         for _ in range(kills):
             time.sleep(rng.uniform(0.3, 1.5))          # mid-flood, whatever the leader is doing
-            rig.sigkill_leader()
+            cluster.sigkill_leader()
         time.sleep(1.0)
-        paused, before_cont, after_cont = rig.sigstop_leader(hold_after_takeover_s=1.0, settle_s=scale(2.0, 5.0))
+        paused, before_cont, after_cont = cluster.sigstop_leader(hold_after_takeover_s=1.0, settle_s=scale(2.0, 5.0))
         time.sleep(1.0)
-        graceful, term_code = rig.sigterm_leader()
+        graceful, term_code = cluster.sigterm_leader()
         time.sleep(1.0)
-        leaders = rig.metrics_leaders()
+        leaders = cluster.metrics_leaders()
         rig.stream.stop()
         tail = rig.stream.emit_now(20)                 # the cluster still listens after all of it
         drained = rig.drain()
@@ -38,9 +39,9 @@ def test_no_event_lost_or_doubled_when_the_leader_is_killed_paused_and_stopped(t
                        expect_all_offered=True)
         doubled = double_ids(rig.sink)
         missing = set(rig.stream.matched_offered) - delivered_seqs(rig.sink)
-        commits = rig.log.since()
-        GAPS.append(GapSummary(scenario, list(rig.failovers), writer_switches(commits)))
-        logs = rig.logs()
+        commits = cluster.log.since()
+        GAPS.append(GapSummary(scenario, list(cluster.failovers), writer_switches(commits)))
+        logs = cluster.logs()
     assert drained, result.problems + [logs]
     assert not missing, f"{len(missing)} event(s) sent to a listening cluster never delivered, " \
                         f"e.g. ChaosSeq {sorted(missing)[:5]}"
@@ -51,4 +52,4 @@ def test_no_event_lost_or_doubled_when_the_leader_is_killed_paused_and_stopped(t
                                        f"resumed from SIGSTOP past its lease")
     assert term_code == 0, f"{graceful.old} exited {term_code} on SIGTERM"
     assert len(leaders) == 1, f"/metrics bridge_ami_leader{{server=\"pbx1\"}} = 1 on {leaders}"
-    assert all(f.new is not None for f in rig.failovers), rig.failovers
+    assert all(f.new is not None for f in cluster.failovers), cluster.failovers
