@@ -118,7 +118,7 @@ def bridge_sessions(pbx: Pbx) -> set[tuple[str, str]]:
 @pytest.fixture
 def pbx():
     _require_asterisk()
-    pbx = Pbx()
+    pbx = Pbx(timestamp_events=True)     # what docs/ha.md asks of an HA setup
     try:
         yield pbx.start()
     finally:

@@ -20,7 +20,8 @@ from tests.chaos.rig import scale
 def test_no_event_lost_or_doubled_when_the_leader_is_killed_paused_and_stopped(tmp_path, pg_url):
     kills = scale(2, 12)
     rng = random.Random(15)
-    with Cluster(tmp_path, pg_url, size=3, rate_per_s=scale(300, 500), seed=15) as rig:
+    with Cluster(tmp_path, pg_url, size=3, rate_per_s=scale(300, 500), seed=15,
+                 timestamps=True) as rig:       # timestampevents = yes, as docs/ha.md asks
         cluster = rig.cluster
         for _ in range(kills):
             time.sleep(rng.uniform(0.3, 1.5))          # mid-flood, whatever the leader is doing
