@@ -159,6 +159,17 @@ class Pipeline:
                 reason = f"{NEVER_UP_REASON}: {client.stats.last_error or 'no login yet'}"
                 self._deliver(self.link_watch.down(server, reason), time.monotonic())
 
+    def link_taken_over(self, server: str) -> None:
+        """This node just became the leader of `server` (bridge.ha): its LinkUp, so the ERP's last
+        word on the link is "up" even when the old leader's was a LinkDown."""
+        client = self._clients.get(server)
+        if client is None or not client.connected:
+            return
+        banner = getattr(client, "banner", None)
+        with self._link_lock:
+            self._deliver(self.link_watch.up(server, getattr(client, "asterisk_version", None),
+                                             banner.version_text if banner else None, None), time.monotonic())
+
     def stopping(self) -> None:
         """The bridge is shutting its links: the LinkDowns that follow say so."""
         self._stopping = True
