@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from bridge.config_checks import parse_listen
 from bridge.httpgate import GateLimits
@@ -23,10 +23,12 @@ class HealthApp:
     """WSGI app; `check` runs on every /healthz, so it must answer within a second or two.
     `warnings` (optional) names what works but looks wrong; they never turn the status to 503."""
 
-    def __init__(self, metrics, check: HealthCheck, warnings: HealthCheck | None = None) -> None:
+    def __init__(self, metrics, check: HealthCheck, warnings: HealthCheck | None = None,
+                 details: Callable[[], Mapping] | None = None) -> None:
         self.metrics = metrics
         self.check = check
         self.warnings = warnings
+        self.details = details   # more fields for the answer (the HA role per AMI server)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -50,6 +52,8 @@ class HealthApp:
         warnings = list(self.warnings()) if self.warnings is not None else []
         if warnings:
             answer["warnings"] = warnings
+        if self.details is not None:
+            answer.update(self.details())
         body = json.dumps(answer, ensure_ascii=False).encode() + b"\n"
         status = "503 Service Unavailable" if problems else "200 OK"
         return self._reply(start_response, status, body, "application/json")
@@ -64,6 +68,7 @@ class HealthApp:
 class HealthServer(HttpServer):
     """HealthApp on [metrics] listen (loopback by default); start()/stop(), .port."""
 
-    def __init__(self, listen: str, metrics, check: HealthCheck, warnings: HealthCheck | None = None) -> None:
-        super().__init__(HealthApp(metrics, check, warnings), parse_listen(listen), name="metrics server",
+    def __init__(self, listen: str, metrics, check: HealthCheck, warnings: HealthCheck | None = None,
+                 details: Callable[[], Mapping] | None = None) -> None:
+        super().__init__(HealthApp(metrics, check, warnings, details), parse_listen(listen), name="metrics server",
                          threads=SERVER_THREADS, limits=LIMITS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Index, Integer, MetaData, String, Text,
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, Index, Integer, MetaData, String, Text,
                         text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -73,3 +73,20 @@ class OutboxRow(Base):
         # bulk of ingest CPU on SQLite), so there is no separate subscriber index.
         Index("ix_outbox_status_created_at", "status", "created_at"),
     )
+
+
+class HaLease(Base):
+    """Who listens to one AMI server (bridge.ha): one row per `[[ami]] name`, PostgreSQL clock times.
+
+    `token` grows by one at every takeover (the fencing token); a node writes events of `server`
+    only while its (node, token) is this row's and `expires_at` is in the future (bridge.ha.lease)."""
+
+    __tablename__ = "ha_lease"
+
+    server: Mapped[str] = mapped_column(String(128), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255))
+    token: Mapped[int] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    renewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    handover: Mapped[bool] = mapped_column(Boolean, default=False)   # `ha step-down` asked the leader to go

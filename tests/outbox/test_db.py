@@ -28,7 +28,7 @@ def test_upgrade_is_idempotent_when_run_twice(sqlite_url):
     db.upgrade(sqlite_url)
     db.upgrade(sqlite_url)
     engine = db.make_engine(sqlite_url)
-    assert db.check_schema(engine) == "0001"
+    assert db.check_schema(engine) == db.head_revision()
     engine.dispose()
 
 
