@@ -86,6 +86,15 @@ class CommitLog:
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("SELECT count(*) FROM chaos_commit_log WHERE node = %s", (node,)).scalar()
 
+    def activity(self) -> str:
+        """The database's view of the nodes' connections (shown when a takeover does not come)."""
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT application_name, state, wait_event_type, wait_event, now() - xact_start, "
+                "left(query, 80) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE 'node-%%' ORDER BY 1").all()
+        return "\n".join(" | ".join(str(v) for v in row) for row in rows)
+
     def latest(self) -> Commit | None:
         with self.engine.connect() as conn:
             row = conn.exec_driver_sql("SELECT node, at, event_uuid FROM chaos_commit_log "

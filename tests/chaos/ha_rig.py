@@ -124,7 +124,8 @@ class NodeSet:
         def taken() -> bool:
             found[:] = [c for c in self.log.since(since) if c.node != old.name][:1]
             return bool(found)
-        assert wait_until(taken, TAKEOVER_TIMEOUT_S, 0.05), f"no node took over from {old.name}: " + self.logs()
+        assert wait_until(taken, TAKEOVER_TIMEOUT_S, 0.05), \
+            f"no node took over from {old.name}; connections:\n{self.log.activity()}\n{self.logs()}"
         return found[0].node
 
     def metrics_leaders(self) -> list[str]:
