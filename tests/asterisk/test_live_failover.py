@@ -125,6 +125,7 @@ def pbx():
         pbx.stop()
 
 
+@pytest.mark.timeout(400)      # Asterisk and three bridges start; the last calls hang up; delivery drains
 def test_no_event_lost_or_doubled_when_the_leader_is_sigkilled_under_live_asterisk(pbx, pg_url, tmp_path):
     from bridge.outbox.db import upgrade
 

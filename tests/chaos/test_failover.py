@@ -11,12 +11,16 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
 from tests.chaos.audit import audit
 from tests.chaos.ha_audit import GAPS, GapSummary, delivered_seqs, double_ids, writer_switches
 from tests.chaos.ha_rig import Cluster
 from tests.chaos.rig import scale
 
 
+# Three interpreters start, and each failover waits a lease (3 s) out: ~80 s short, ~4 min full.
+@pytest.mark.timeout(scale(300, 900))
 def test_no_event_lost_or_doubled_when_the_leader_is_killed_paused_and_stopped(tmp_path, pg_url):
     kills = scale(2, 12)
     rng = random.Random(15)
