@@ -153,14 +153,18 @@ def test_no_event_lost_or_doubled_when_the_leader_is_sigkilled_under_live_asteri
         expected = {event_key(e) for e in sent}
         delivered_under = _wait_delivered(sink, expected)
         commits = cluster.log.since()
-        GAPS.append(GapSummary("HA live Asterisk 22: 3 nodes", [failover], writer_switches(commits)))
+        missing = expected - set(delivered_under)
+        doubled = {k: ids for k, ids in delivered_under.items() if len(ids) > 1}
+        user_events = sum(k[0] == "UserEvent" for k in expected)
+        counts = (f"Asterisk sent {len(expected)} matching events ({len(traffic.calls)} calls, {user_events} "
+                  f"UserEvents), delivered {len(expected) - len(missing)}, lost {len(missing)}, "
+                  f"under two ids {len(doubled)}")
+        GAPS.append(GapSummary("HA live Asterisk 22: 3 nodes", [failover], writer_switches(commits), counts))
     finally:
         traffic.stop()
         cluster.stop()
         driver.close()
         sink.stop()
-    missing = expected - set(delivered_under)
-    doubled = {k: ids for k, ids in delivered_under.items() if len(ids) > 1}
     assert not traffic.errors, traffic.errors[:3]
     assert len(traffic.calls) >= 10 and sum(k[0] == "Hangup" for k in expected) >= 4 * 10
     assert not missing, f"{len(missing)} of {len(expected)} events Asterisk sent never reached the ERP, " \

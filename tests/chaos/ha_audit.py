@@ -168,6 +168,7 @@ class GapSummary:
     scenario: str
     failovers: list[Failover] = field(default_factory=list)
     switches: int = 0
+    counts: str = ""            # what was sent and delivered, for scenarios outside the chaos audit table
 
     def gaps(self, kind: str) -> list[float]:
         return [f.gap_s for f in self.failovers if f.kind == kind and f.gap_s is not None]
@@ -192,6 +193,8 @@ def format_gaps(summaries: list[GapSummary]) -> str:
     lines.append("gap = the old leader's last outbox commit → the first commit of the new leader "
                  "(targets: p99 ≤ 5 s, graceful ≤ 1 s)")
     for s in summaries:
+        if s.counts:
+            lines.append(f"  {s.scenario}: {s.counts}")
         for f in s.failovers:
             gap = "-" if f.gap_s is None else f"{f.gap_s:.3f}"
             lines.append(f"  {s.scenario}: {f.kind} {f.old} → {f.new or '?'}: {gap} s")
