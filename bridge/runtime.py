@@ -140,11 +140,11 @@ class Runtime:
             upgrade(url)
         check_schema(self.engine)
         if not single_process(self.engine):
-            from bridge.ha import session_options
+            from bridge.ha import node_id, session_options
 
             # The fenced writer and the lease thread: transactions of a frozen process end after one lease.
             self.ha_engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S, pool_size=2,
-                                         connect_args=session_options(self.config.ha))
+                                         connect_args=session_options(self.config.ha, node_id(self.config.ha)))
 
     def _lock_sqlite(self, path: str | None) -> None:
         from bridge.ha import SoloLock

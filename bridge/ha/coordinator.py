@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.ha import lease
 from bridge.ha.gate import StandbyGate
+from bridge.ha.node import APPLICATION_PREFIX, application_name
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Coordinator(threading.Thread):
         self._on_promoted = on_promoted
         self._stop_event = threading.Event()
         self._lock = threading.Lock()   # roles vs the writer thread's guard
+        self._next_reap = 0.0
 
     # --- what other parts call ----------------------------------------------------------------
 
@@ -116,7 +118,22 @@ class Coordinator(threading.Thread):
                     self._step(server)
                 except Exception:  # the top of a thread: log and keep going
                     log.exception("ha: %s: lease step failed", server)
+            if time.monotonic() >= self._next_reap:
+                self._next_reap = time.monotonic() + self.lease_s / 2
+                self._reap()
             self._stop_event.wait(self.poll_s)
+
+    def _reap(self) -> None:
+        """End the sessions of frozen nodes stuck in a transaction (see lease.reap)."""
+        try:
+            with self.engine.begin() as conn:
+                ended = lease.reap(conn, APPLICATION_PREFIX, application_name(self.node_id), self.lease_s)
+        except SQLAlchemyError as exc:   # e.g. a role that may not signal the others' sessions
+            log.debug("ha: reaping stuck sessions failed (%s)", type(exc).__name__)
+            return
+        for name in ended:
+            log.warning("ha: ended a database session of %s stuck in a transaction for over %g s "
+                        "(a frozen or cut-off node)", name, self.lease_s)
 
     def stop(self, release: bool = True) -> None:
         """Stop the thread; with release, give up every lease held (call after the writer flushed)."""

@@ -105,6 +105,18 @@ def guard(conn: Connection, node: str, held: Mapping[str, int | None], servers: 
         raise NotLeader(lost)
 
 
+# -- reap: end other nodes' HA sessions stuck inside a transaction for longer than `older_than_s`
+#    (a frozen leader's uncommitted insert would make the new leader's insert of the same ids wait).
+def reap(conn: Connection, prefix: str, mine: str, older_than_s: float) -> list[str]:
+    rows = conn.execute(text(
+        "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE starts_with(application_name, :prefix) AND application_name <> :mine "
+        "AND state LIKE 'idle in transaction%' "
+        "AND state_change < clock_timestamp() - make_interval(secs => :age)"),
+        {"prefix": prefix, "mine": mine, "age": older_than_s})
+    return [r.application_name for r in rows]
+
+
 # -- leases: every lease row with the database's clock, for `status`.
 def leases(conn: Connection) -> list[Lease]:
     rows = conn.execute(text(

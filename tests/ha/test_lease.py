@@ -159,3 +159,46 @@ def test_concurrent_acquire_gives_one_winner_when_many_nodes_race(engines, pg_ur
     for e in engines_:
         e.dispose()
     assert sorted(results, key=lambda r: r is None) == [1, None, None, None]
+
+
+def test_reap_ends_a_frozen_nodes_open_insert_so_the_new_leaders_insert_goes_through(pg_url):
+    from bridge.config import HaConfig
+    from bridge.ha import session_options
+    from bridge.ha.node import APPLICATION_PREFIX, application_name
+    from bridge.outbox.ingest import outbox_rows
+    from datetime import datetime, timezone
+
+    upgrade(pg_url)
+    cfg = HaConfig(lease_s=60.0)      # the server's own idle timeout stays out of the way
+    frozen = make_engine(pg_url, connect_args=session_options(cfg, "A"))
+    new = make_engine(pg_url, connect_args=session_options(cfg, "B"))
+    event = make_event("c9", 1)
+    rows = outbox_rows(event, ["erp"], "<x/>", datetime.now(timezone.utc))
+    stuck = frozen.connect()
+    stuck.begin()
+    queries.insert_batch(stuck, rows)   # uncommitted, as if the process froze right here
+    done = threading.Event()
+
+    def insert_same_rows():
+        with new.begin() as conn:
+            queries.insert_batch(conn, rows)  # waits on A's uncommitted duplicate key
+        done.set()
+
+    inserter = threading.Thread(target=insert_same_rows)
+    inserter.start()
+    try:
+        assert not done.wait(0.5)
+        with new.begin() as conn:
+            ended = lease.reap(conn, APPLICATION_PREFIX, application_name("B"), 0.1)
+        assert ended == [application_name("A")]
+        assert done.wait(10)
+    finally:
+        inserter.join(10)
+        try:
+            stuck.close()
+        except Exception:
+            pass
+        frozen.dispose()
+        new.dispose()
+    with make_engine(pg_url).connect() as conn:
+        assert [r["event_uuid"] for r in queries.list_rows(conn)] == [event.event_uuid]
