@@ -2,10 +2,11 @@
 
 The bridge's own columns cannot say which node wrote a row (every node writes the same values),
 so the test database gets an observer: an AFTER INSERT trigger on `outbox` that logs each row's
-event id, the inserting connection's `application_name` (each node process runs with its own
-PGAPPNAME) and the database clock. The log row is part of the bridge's transaction, so it becomes
-visible exactly when the bridge's commit does: a node that writes after it lost its lease shows up
-as new log rows under its name. From the log:
+event id, the inserting connection's `application_name` and the database clock. The bridge names
+its HA sessions `asterisk-bridge ha <host>:<pid>` (bridge.ha.node); the rig knows which of its
+nodes each pid was, and a session the bridge does not name carries the node's PGAPPNAME. The log
+row is part of the bridge's transaction, so it becomes visible exactly when the bridge's commit
+does: a node that writes after it lost its lease shows up as new log rows under its name. From the log:
   gap         per failover, the old leader's last commit → the first commit of another node
   writes      rows a node committed in a window (the paused leader after it resumed: must be 0)
 And from the sink's receipts (independently of the bridge's ids, by the ChaosSeq header that the
@@ -18,6 +19,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Callable
 
 from tests.chaos.audit import seq_of
 
@@ -64,10 +66,12 @@ def install_commit_log(db_url: str) -> None:
 
 
 class CommitLog:
-    """Reads the observer's log; one pooled connection for the whole scenario."""
+    """Reads the observer's log; one pooled connection for the whole scenario. `namer` turns a
+    logged application_name into the rig's node name."""
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, namer: Callable[[str], str] = str) -> None:
         self.engine = _engine(db_url)
+        self.namer = namer
 
     def close(self) -> None:
         self.engine.dispose()
@@ -80,11 +84,10 @@ class CommitLog:
             params = (after,)
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(sql + " ORDER BY at, n", params).all()
-        return [Commit(*row) for row in rows]
+        return [Commit(self.namer(node), at, event_uuid) for node, at, event_uuid in rows]
 
     def count_by(self, node: str) -> int:
-        with self.engine.connect() as conn:
-            return conn.exec_driver_sql("SELECT count(*) FROM chaos_commit_log WHERE node = %s", (node,)).scalar()
+        return sum(1 for c in self.since() if c.node == node)
 
     def activity(self) -> str:
         """The database's view of the nodes' connections (shown when a takeover does not come)."""
@@ -92,14 +95,8 @@ class CommitLog:
             rows = conn.exec_driver_sql(
                 "SELECT application_name, state, wait_event_type, wait_event, now() - xact_start, "
                 "left(query, 80) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name LIKE 'node-%%' ORDER BY 1").all()
+                "AND application_name <> '' AND pid <> pg_backend_pid() ORDER BY 1").all()
         return "\n".join(" | ".join(str(v) for v in row) for row in rows)
-
-    def latest(self) -> Commit | None:
-        with self.engine.connect() as conn:
-            row = conn.exec_driver_sql("SELECT node, at, event_uuid FROM chaos_commit_log "
-                                       "ORDER BY at DESC, n DESC LIMIT 1").first()
-        return Commit(*row) if row else None
 
 
 @dataclass

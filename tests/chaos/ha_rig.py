@@ -17,6 +17,7 @@ from typing import Callable
 import requests
 
 from bridge.testing.helpers import wait_until
+from bridge.ha.node import APPLICATION_PREFIX
 from tests.chaos.ha_audit import CommitLog, Failover, install_commit_log, measure
 from tests.chaos.procs import BridgeProcess, write_config
 from tests.chaos.rig import Rig, logged_in_after, newest_session
@@ -79,7 +80,8 @@ class NodeSet:
                  session_mark: Callable[[], object], logged_in_since: Callable[[object], bool],
                  env: dict[str, str] | None = None) -> None:
         self.nodes = [Node(f"node-{i + 1}", config, log_dir, env) for i in range(size)]
-        self.log = CommitLog(db_url)
+        self.pids: dict[str, str] = {}          # "pid" of every process a node ran → the node's name
+        self.log = CommitLog(db_url, self.node_of)
         self.session_mark, self.logged_in_since = session_mark, logged_in_since
         self.failovers: list[Failover] = []
 
@@ -97,12 +99,21 @@ class NodeSet:
         """Start (or restart) a node and wait until its AMI session is logged in."""
         mark = self.session_mark()
         node.proc.start()
+        self.pids[str(node.proc.pid)] = node.name
         assert wait_until(lambda: self.logged_in_since(mark) or not node.proc.running, START_TIMEOUT_S), \
             f"{node.name} never logged in to the PBX:\n{node.proc.log_tail()}"
         assert node.proc.running, f"{node.name} exited {node.proc.proc.returncode}:\n{node.proc.log_tail()}"
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
+
+    def node_of(self, application_name: str) -> str:
+        """The node a logged session belonged to: `asterisk-bridge ha <host>:<pid>` (the bridge's
+        HA sessions) by its pid, anything else is the node's PGAPPNAME."""
+        if application_name.startswith(APPLICATION_PREFIX):
+            pid = application_name.rsplit(":", 1)[-1]
+            return self.pids.get(pid, application_name)
+        return application_name
 
     # --- who leads ------------------------------------------------------------------------------
 
