@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from tests.chaos.audit import seq_of
+from tests.chaos.audit import format_table, seq_of
 
 COMMIT_LOG_DDL = """
 CREATE TABLE IF NOT EXISTS chaos_commit_log (
@@ -182,11 +182,7 @@ class GapSummary:
 
 
 def format_gaps(summaries: list[GapSummary]) -> str:
-    table = [GAP_COLUMNS] + [s.cells() for s in summaries]
-    widths = [max(len(row[i]) for row in table) for i in range(len(GAP_COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = format_table(GAP_COLUMNS, [s.cells() for s in summaries], text_columns=1)
     lines.append("gap = the old leader's last outbox commit → the first commit of the new leader "
                  "(targets: p99 ≤ 5 s, graceful ≤ 1 s)")
     for s in summaries:

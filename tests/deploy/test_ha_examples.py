@@ -5,14 +5,13 @@ docker-compose.yml) pass `config check`, `systemd-analyze verify` and agree with
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from tests.deploy.test_units import UNIT, systemd_analyze
+from tests.deploy.test_units import UNIT, installed_root, systemd_analyze
 
 HA = Path(__file__).parent.parent.parent / "deploy" / "ha"
 CONFIG = HA / "bridge.toml"
@@ -87,16 +86,7 @@ def test_ha_compose_runs_two_distinct_nodes_of_one_image_after_the_migration():
 
 def test_ha_systemd_drop_in_passes_systemd_analyze_verify(tmp_path):
     analyze = systemd_analyze()
-    root = tmp_path / "root"
-    shutil.copytree(Path("/usr/lib/systemd/system"), root / "usr/lib/systemd/system", symlinks=True)
-    units = root / "etc/systemd/system"
-    (units / "asterisk-bridge.service.d").mkdir(parents=True)
-    shutil.copy2(UNIT, units / UNIT.name)
-    shutil.copy2(DROP_IN, units / "asterisk-bridge.service.d" / DROP_IN.name)
-    executable = root / "opt/asterisk-bridge/bin/asterisk-bridge"
-    executable.parent.mkdir(parents=True)
-    executable.write_text("#!/bin/sh\n")
-    executable.chmod(0o755)
+    root = installed_root(tmp_path, drop_ins=(DROP_IN,))
     result = subprocess.run([analyze, "verify", f"--root={root}", UNIT.name], capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr.strip() == "" and result.stdout.strip() == "", result
     shown = subprocess.run([analyze, "cat-config", f"--root={root}", f"systemd/system/{UNIT.name}"],
