@@ -140,6 +140,12 @@ def test_step_down_moves_the_lease_to_the_standby_and_status_names_it(pg_url, si
     try:
         assert wait_until(lambda: leader_of(a, b) is not None, WAIT_S)
         old = leader_of(a, b)
+        standby = b if old is a else a
+        assert 'bridge_ami_leader{server="pbx1"} 1.0' in old.metrics.render().decode()
+        assert 'bridge_ami_leader{server="pbx1"} 0.0' in standby.metrics.render().decode()
+        assert old.health_details()["ha"]["servers"]["pbx1"]["role"] == "leader"
+        assert standby.health_details()["ha"] == {"node": standby.ha.node_id, "servers": {"pbx1": {
+            "role": "standby", "token": None, "since": None, "node": standby.ha.node_id}}}
         with engine.begin() as conn:
             assert lease.request_handover(conn) == [("pbx1", old.ha.node_id)]
         assert wait_until(lambda: leader_of(a, b) not in (None, old), WAIT_S)
