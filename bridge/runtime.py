@@ -142,9 +142,15 @@ class Runtime:
         if not single_process(self.engine):
             from bridge.ha import node_id, session_options
 
-            # The fenced writer and the lease thread: transactions of a frozen process end after one lease.
+            # Every session of a node (the fenced writer and the lease thread on their own engine,
+            # the dispatcher and the probes on this one) is named and ends a transaction its
+            # process froze in after one lease: a frozen node's open insert, claim or settle of an
+            # overlap row would make the new leader's insert of that row wait (bridge.ha.lease.reap).
+            options = session_options(self.config.ha, node_id(self.config.ha))
+            self.engine.dispose()
+            self.engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S, connect_args=options)
             self.ha_engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S, pool_size=2,
-                                         connect_args=session_options(self.config.ha, node_id(self.config.ha)))
+                                         connect_args=options)
 
     def _lock_sqlite(self, path: str | None) -> None:
         from bridge.ha import SoloLock

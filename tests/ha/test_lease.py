@@ -161,7 +161,11 @@ def test_concurrent_acquire_gives_one_winner_when_many_nodes_race(engines, pg_ur
     assert sorted(results, key=lambda r: r is None) == [1, None, None, None]
 
 
-def test_reap_ends_a_frozen_nodes_open_insert_so_the_new_leaders_insert_goes_through(pg_url):
+@pytest.mark.parametrize("frozen_in", ["insert", "settle"])
+def test_reap_ends_a_frozen_nodes_open_transaction_so_the_new_leaders_insert_goes_through(pg_url, frozen_in):
+    """The frozen node's writer inserted the overlap rows and did not commit, or its dispatcher
+    settled (updated) a committed overlap row and did not commit: either makes the new leader's
+    ON CONFLICT DO NOTHING insert of that row wait for the frozen transaction."""
     from bridge.config import HaConfig
     from bridge.ha import session_options
     from bridge.ha.node import APPLICATION_PREFIX, application_name
@@ -174,9 +178,15 @@ def test_reap_ends_a_frozen_nodes_open_insert_so_the_new_leaders_insert_goes_thr
     new = make_engine(pg_url, connect_args=session_options(cfg, "B"))
     event = make_event("c9", 1)
     rows = outbox_rows(event, ["erp"], "<x/>", datetime.now(timezone.utc))
+    if frozen_in == "settle":
+        with frozen.begin() as conn:
+            queries.insert_batch(conn, rows)
     stuck = frozen.connect()
     stuck.begin()
-    queries.insert_batch(stuck, rows)   # uncommitted, as if the process froze right here
+    if frozen_in == "insert":
+        queries.insert_batch(stuck, rows)   # uncommitted, as if the process froze right here
+    else:
+        stuck.execute(text("UPDATE outbox SET attempts = attempts + 1"))   # a settle, uncommitted
     done = threading.Event()
 
     def insert_same_rows():
@@ -200,5 +210,7 @@ def test_reap_ends_a_frozen_nodes_open_insert_so_the_new_leaders_insert_goes_thr
             pass
         frozen.dispose()
         new.dispose()
-    with make_engine(pg_url).connect() as conn:
+    check = make_engine(pg_url)
+    with check.connect() as conn:
         assert [r["event_uuid"] for r in queries.list_rows(conn)] == [event.event_uuid]
+    check.dispose()
