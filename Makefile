@@ -13,6 +13,7 @@ BENCH := $(VENV)/.installed-bench
 UV := $(BIN)/uv
 INSTALL := $(UV) pip install -q --python $(BIN)/python
 
+, := ,
 .PHONY: demo test test-fast test-asterisk test-asterisk-ajam lint chaos bench clean check-python
 
 check-python:
@@ -52,11 +53,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # The live call-story suite alone, against ../shared/asterisk (or $$BRIDGE_ASTERISK_DIR): a
-# missing Asterisk fails here instead of skipping.
+# missing Asterisk fails here instead of skipping. One suite, parametrized by the bridge's
+# transport: tcp (AMI), http (AJAM) and ari, one after the other (`make test` runs the same);
+# `make test-asterisk LIVE_TRANSPORT=ari` (or a comma list, or digest) runs only those.
 test-asterisk: $(STAMP)
-	BRIDGE_REQUIRE_ASTERISK=1 $(BIN)/python -m pytest -q tests/asterisk
+	BRIDGE_REQUIRE_ASTERISK=1 BRIDGE_LIVE_TRANSPORT=$(or $(LIVE_TRANSPORT),tcp$(,)http$(,)ari) $(BIN)/python -m pytest -q tests/asterisk
 
-# The same live suite with the bridge reading Asterisk over AJAM (BRIDGE_LIVE_TRANSPORT=http|digest).
+# The live suite over AJAM only (LIVE_TRANSPORT=http|digest, default http).
 test-asterisk-ajam: $(STAMP)
 	BRIDGE_REQUIRE_ASTERISK=1 BRIDGE_LIVE_TRANSPORT=$(or $(LIVE_TRANSPORT),http) $(BIN)/python -m pytest -q tests/asterisk
 

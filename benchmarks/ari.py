@@ -6,7 +6,8 @@ Latency: event → ERP. A channel runs `[bench] rate` (benchmarks/ari-etc): it s
 Asterisk's wall clock every 1/rate s; each set is a VarSet over AMI and a ChannelVarset over ARI.
 A whole bridge (client, call model, filters, SQLite outbox, dispatcher, SOAP POST to a fake ERP)
 delivers those raw events; latency = ERP receipt time − BENCHT (same host, same clock). One
-bridge per transport, one after the other, the same dialplan each time.
+bridge per transport, both running at once on the same variable sets, so the machine's other
+load falls on both alike.
 Throughput: `[bench] flood` sets a variable `flood` times as fast as the dialplan runs, while an
 AMI client and an ARI client both listen; each reports the events/s it read from the first event
 of the flood to the last (Asterisk's own pace bounds both).
@@ -42,32 +43,67 @@ def originate(pbx_client, exten: str, count: int, gap_s: float = 0.0) -> None:
                                         Priority=1, Variable=variables, Async=True)).result(10)
 
 
-def latency_run(pbx: Pbx, transport: str, rate: float, seconds: float) -> dict:
+class _LinkLag:
+    """A listener beside the pipeline: Asterisk's clock (BENCHT) → the event in the reader's hands,
+    the link's own share of the latency (the rest is the outbox path both transports share)."""
+
+    def __init__(self, name_key: str, value_key: str) -> None:
+        self.name_key, self.value_key = name_key, value_key
+        self.lags: list[float] = []
+
+    def on_event(self, server, message) -> None:
+        if message.get(self.name_key) == "BENCHT":
+            self.lags.append((time.time() - float(message.get(self.value_key))) * 1000.0)
+
+    def on_connected(self, server, banner) -> None:
+        pass
+
+    def on_disconnected(self, server, reason) -> None:
+        pass
+
+
+def latency_run(pbx: Pbx, rate: float, seconds: float) -> list[dict]:
+    """Both bridges at once, each with its own outbox and ERP sink, reading the same variable sets:
+    whatever else loads the machine loads both alike (one after the other, a neighbour's burst
+    during one run made either look 10x slower in turn: 139 vs 14 ms, then 66 vs 218 ms)."""
     from bridge.runtime import Runtime
     from bridge.testing.fake_erp import FakeErp
 
     count = int(rate * seconds)
-    with tempfile.TemporaryDirectory() as tmp, FakeErp() as sink:
-        config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp}/outbox.db", batch_max_delay_s=0.005),
-                        ami=(ami_config(pbx, transport, ping_interval_s=10.0, ping_timeout_s=5.0),),
-                        subscribers=(SubscriberConfig(name="erp", url=sink.url, mode="raw",
-                                                      events=("VarSet", "ChannelVarset"),
-                                                      headers={"Variable": "BENCHT"}),))
-        runtime = Runtime(config, auto_upgrade=True, drain_timeout_s=2.0).start()
+    kinds = ("tcp", "ari")
+    with tempfile.TemporaryDirectory() as tmp, FakeErp() as tcp_sink, FakeErp() as ari_sink:
+        sinks = dict(zip(kinds, (tcp_sink, ari_sink)))
+        runtimes = {}
+        lags = {"tcp": _LinkLag("Variable", "Value"), "ari": _LinkLag("variable", "value")}
         driver = AmiClient(ami_config(pbx, "tcp"))
-        driver.start()
         try:
-            assert runtime.clients[0].wait_connected(10) and driver.wait_connected(10)
+            for kind in kinds:
+                config = Config(database=DatabaseConfig(url=f"sqlite:///{tmp}/{kind}.db", batch_max_delay_s=0.005),
+                                ami=(ami_config(pbx, kind, ping_interval_s=10.0, ping_timeout_s=5.0),),
+                                subscribers=(SubscriberConfig(name="erp", url=sinks[kind].url, mode="raw",
+                                                              events=("VarSet", "ChannelVarset"),
+                                                              headers={"Variable": "BENCHT"}),))
+                runtimes[kind] = Runtime(config, auto_upgrade=True, drain_timeout_s=2.0).start()
+                runtimes[kind].clients[0].add_listener(lags[kind])     # before the calls start
+            driver.start()
+            assert all(r.clients[0].wait_connected(10) for r in runtimes.values()) and driver.wait_connected(10)
             time.sleep(0.5)                       # the resync after login is over
             originate(driver, "rate", count, 1.0 / rate)
-            sink.wait_for(lambda s: len(s.delivered()) >= count, seconds * 3 + 30)
+            for sink in sinks.values():
+                sink.wait_for(lambda s: len(s.delivered()) >= count, seconds * 3 + 30)
         finally:
             driver.stop()
-            runtime.stop()
-        lat = sorted((r.received_at - float(m.group(1))) * 1000.0
-                     for r in sink.delivered() if (m := _VALUE.search(r.body)))
-    return {"kind": transport, "sent": count, "received": len(lat), "p50": _pct(lat, 50), "p99": _pct(lat, 99),
-            "max": lat[-1] if lat else float("nan")}
+            for runtime in runtimes.values():
+                runtime.stop()
+        results = []
+        for kind in kinds:
+            lat = sorted((r.received_at - float(m.group(1))) * 1000.0
+                         for r in sinks[kind].delivered() if (m := _VALUE.search(r.body)))
+            link = sorted(lags[kind].lags)
+            results.append({"kind": kind, "sent": count, "received": len(lat), "p50": _pct(lat, 50),
+                            "p99": _pct(lat, 99), "max": lat[-1] if lat else float("nan"),
+                            "link_p50": _pct(link, 50), "link_p99": _pct(link, 99)})
+    return results
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -138,7 +174,7 @@ def main() -> int:
         return 1
     pbx = Pbx(home, overlay=Path(__file__).resolve().parent / "ari-etc").start()
     try:
-        runs = [latency_run(pbx, kind, args.rate, seconds) for kind in ("tcp", "ari")]
+        runs = latency_run(pbx, args.rate, seconds)
         floods = flood_run(pbx, flood)
     finally:
         pbx.stop()
@@ -149,6 +185,10 @@ def main() -> int:
               f"({r['received']}/{r['sent']} delivered)")
     tcp, ari = runs
     print(f"  ARI / TCP: p50 {ari['p50'] / tcp['p50']:.2f}x  p99 {ari['p99'] / tcp['p99']:.2f}x")
+    print("  of which the link (Asterisk's clock → event in the reader, before the outbox):")
+    for r in runs:
+        label = "AMI over TCP (baseline)" if r["kind"] == "tcp" else "ARI WebSocket (ours)"
+        print(f"    {label:<24} p50 {r['link_p50']:.1f} ms  p99 {r['link_p99']:.1f} ms")
     print(f"sustained read rate, one flood of {flood} variable sets seen by both clients at once:")
     print(f"  AMI over TCP (baseline)    {floods['tcp']['per_s']:,.0f} events/s ({floods['tcp']['events']} read)")
     print(f"  ARI WebSocket (ours)       {floods['ari']['per_s']:,.0f} events/s ({floods['ari']['events']} read)")

@@ -1,7 +1,8 @@
 """End-to-end load: simulator flood → `python -m bridge run` (child process) → PushEvent sink (child process).
 
     .venv/bin/python benchmarks/load.py [--loads 200:30,5000:60] [--seconds 60] [--subscribers 20] [--match 0.2]
-                                        [--sink-down-seconds 60] [--json FILE]
+                                        [--sink-down-seconds 60] [--one-subscriber 1000:30]
+                                        [--batched 5000:60 --batch-max 100] [--json FILE]
 
 Three processes, so none shares a GIL with another: this one (AMI simulator + flood generator),
 the bridge (the real CLI with a TOML config, SQLite with synchronous=FULL), and the sink
@@ -12,7 +13,11 @@ AMI socket) to the sink's receipt clock; same host, same wall clock.
 
 Figures per offered load: delivered/s while the flood ran, drain time after it, max outbox
 backlog (pending rows, scraped from /metrics every second), p50/p99/p99.9 latency, bridge peak
-RSS (VmHWM). The sink-down run keeps the ERP unreachable for the whole run and samples the
+RSS (VmHWM). `--batched` runs a load again with every subscriber batched (batch_max,
+PushEvents), beside the same load unbatched; `--one-subscriber` is the fan-out baseline for
+latency. Targets (issue 14): p99 ≤ 250 ms at ~1,000 events/s with 20 subscribers; delivered/s ≥
+0.95 × matching/s during a ~5,000 events/s flood with 20 batched subscribers. The sink-down run
+keeps the ERP unreachable for the whole run and samples the
 bridge's RSS next to the rows piling up on disk: memory must stay flat while the outbox grows.
 """
 
@@ -91,13 +96,18 @@ def subscriber_filter(index: int, subscribers: int) -> str:
     return f"DialBegin.{{1,}}?CallerIDNum: (?:{'|'.join(callers)})\\r\\n"
 
 
-def write_config(tmp: Path, ami_port: int, sink_port: int, metrics_port: int, subscribers: int) -> Path:
+BATCH_LINGER = "20ms"
+
+
+def write_config(tmp: Path, ami_port: int, sink_port: int, metrics_port: int, subscribers: int,
+                 batch_max: int = 1) -> Path:
     parts = [f'[database]\nurl = "sqlite:///{tmp / "outbox.db"}"\n',
              f'[[ami]]\nname = "pbx1"\nport = {ami_port}\nusername = "bridge"\nsecret = "${{AMI_SECRET}}"\n',
              f'[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n', '[logging]\nlevel = "WARNING"\n']
     for i in range(subscribers):
         parts.append(f'[[subscriber]]\nname = "erp{i}"\nurl = "http://127.0.0.1:{sink_port}/erp/{i}"\n'
-                     f"mode = \"raw\"\nfilter = '{subscriber_filter(i, subscribers)}'\n")
+                     f"mode = \"raw\"\nfilter = '{subscriber_filter(i, subscribers)}'\n"
+                     + (f'batch_max = {batch_max}\nbatch_linger = "{BATCH_LINGER}"\n' if batch_max > 1 else ""))
     path = tmp / "bridge.toml"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
@@ -156,7 +166,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def run_one(rate: float, seconds: float, subscribers: int, match_ratio: float, sink_down: bool = False) -> dict:
+def run_one(rate: float, seconds: float, subscribers: int, match_ratio: float, sink_down: bool = False,
+            batch_max: int = 1) -> dict:
     from bridge.testing.simulator import AmiSimulator
     from bridge.outbox.db import upgrade
 
@@ -166,12 +177,14 @@ def run_one(rate: float, seconds: float, subscribers: int, match_ratio: float, s
         upgrade(f"sqlite:///{tmp / 'outbox.db'}")
         sink = None if sink_down else SinkProcess(tmp)
         metrics_port = free_port()
-        config = write_config(tmp, sim.port, sink.port if sink else free_port(), metrics_port, subscribers)
+        config = write_config(tmp, sim.port, sink.port if sink else free_port(), metrics_port, subscribers,
+                              batch_max)
         bridge = BridgeProcess(config, metrics_port, tmp / "bridge.log")
         try:
             if not sim.wait_logged_in(1, 20.0):
                 raise RuntimeError("bridge did not log in: " + (tmp / "bridge.log").read_text()[-2000:])
-            return {**measure(sim, bridge, sink, rate, seconds, match_ratio, tmp), "subscribers": subscribers}
+            return {**measure(sim, bridge, sink, rate, seconds, match_ratio, tmp), "subscribers": subscribers,
+                    "batch_max": batch_max}
         finally:
             if bridge.proc.poll() is None:
                 bridge.stop()
@@ -220,13 +233,22 @@ def measure(sim, bridge: BridgeProcess, sink, rate, seconds, match_ratio, tmp: P
 
 def run(loads=((5000.0, 60.0),), subscribers: int = 20, match_ratio: float = 0.2,
         sink_down_seconds: float = 60.0, sink_down_rate: float = 5000.0,
-        one_subscriber: tuple[float, float] | None = None) -> list[dict]:
+        one_subscriber: tuple[float, float] | None = None, batched: tuple[float, float] | None = None,
+        batch_max: int = 100) -> list[dict]:
     """Every (offered events/s, seconds) load, the same with a single subscriber if asked (the
-    baseline that shows what fan-out to many subscribers costs), then the sink-down run."""
+    baseline that shows what fan-out to many subscribers costs), the batched load if asked (beside
+    the same load unbatched, run here too unless among `loads`), then the sink-down run."""
     results = []
+    loads = list(loads)
+    if batched and all(abs(rate - batched[0]) > 1 for rate, _ in loads):
+        loads.append(batched)
     for rate, seconds in loads:
         print(f"load: {rate:,.0f} events/s for {seconds:g} s …", file=sys.stderr, flush=True)
         results.append(run_one(rate, seconds, subscribers, match_ratio))
+    if batched:
+        rate, seconds = batched
+        print(f"load: {rate:,.0f} events/s for {seconds:g} s, batch_max {batch_max} …", file=sys.stderr, flush=True)
+        results.append(run_one(rate, seconds, subscribers, match_ratio, batch_max=batch_max))
     if one_subscriber:
         rate, seconds = one_subscriber
         print(f"load: {rate:,.0f} events/s for {seconds:g} s, one subscriber …", file=sys.stderr, flush=True)
@@ -248,8 +270,11 @@ def parse_loads(spec: str, default_seconds: float) -> list[tuple[float, float]]:
 
 
 def print_results(results: list[dict]) -> None:
+    one = [r for r in results if r["subscribers"] == 1 and not r["sink_down"]]
     for r in results:
-        head = (f"offered {r['offered_per_s']:7,.0f}/s for {r['seconds']:.0f} s, {r['subscribers']} subscriber(s): "
+        batched = f", batch_max {r['batch_max']}" if r.get("batch_max", 1) > 1 else ""
+        head = (f"offered {r['offered_per_s']:7,.0f}/s for {r['seconds']:.0f} s, {r['subscribers']} subscriber(s)"
+                f"{batched}: "
                 f"received {r['received']:,.0f}, "
                 f"accepted {r['accepted']:,.0f} (matched sent {r['matched']:,}), max backlog {r['max_backlog']:,.0f} "
                 f"rows, peak RSS {r['peak_rss_mb']:.0f} MB, AMI reconnects {r['ami_reconnects']:.0f}")
@@ -258,8 +283,15 @@ def print_results(results: list[dict]) -> None:
             print(f"[sink down] {head}; outbox on disk {r['db_mb']:.1f} MB; RSS over the run "
                   + ", ".join(f"{t:g}s:{mb:g}MB/{p}rows" for t, mb, p in rss[:: max(1, len(rss) // 6)]))
         else:
+            matching = r["matched"] / r["seconds"]
             print(f"{head}; delivered {r['delivered']:,} at {r['delivered_per_s']:,.0f}/s, drain {r['drain_s']:.1f} s; "
                   f"latency p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms p99.9 {r['p999_ms']:.1f} ms")
+            base = min(one, key=lambda u: abs(u["offered_per_s"] - r["offered_per_s"]), default=None)
+            print(f"    delivered/s {r['delivered_per_s']:,.0f} vs matching/s {matching:,.0f}: "
+                  f"{r['delivered_per_s'] / matching if matching else float('nan'):.3f}x"
+                  + (f"; p99 {r['p99_ms']:.1f} ms vs {base['p99_ms']:.1f} ms with 1 subscriber at "
+                     f"{base['offered_per_s']:,.0f}/s: {r['p99_ms'] / base['p99_ms']:.2f}x"
+                     if base and base is not r and base["p99_ms"] else ""))
 
 
 def main(argv=None) -> int:
@@ -273,14 +305,18 @@ def main(argv=None) -> int:
     parser.add_argument("--sink-down-seconds", type=float, default=60.0, help="0 skips the sink-down run")
     parser.add_argument("--one-subscriber", metavar="RATE:SECONDS",
                         help="also run this load with a single subscriber (same-run fan-out baseline)")
+    parser.add_argument("--batched", metavar="RATE:SECONDS",
+                        help="also run this load with every subscriber batched (PushEvents), beside it unbatched")
+    parser.add_argument("--batch-max", type=int, default=100, help="batch_max of the --batched run")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--json-stdout", action="store_true", help="also print one LOAD-JSON line (run.py)")
     args = parser.parse_args(argv)
     if args.serve_sink:
         return serve_sink(args.serve_sink)
     one = parse_loads(args.one_subscriber, args.seconds)[0] if args.one_subscriber else None
+    batched = parse_loads(args.batched, args.seconds)[0] if args.batched else None
     results = run(parse_loads(args.loads, args.seconds), args.subscribers, args.match, args.sink_down_seconds,
-                  one_subscriber=one)
+                  one_subscriber=one, batched=batched, batch_max=args.batch_max)
     print_results(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -45,6 +45,7 @@ class AmiConfig:
     httptimeout_s: float = 60.0        # manager.conf httptimeout of that Asterisk (its session lifetime)
     app: str = "asterisk-bridge"       # ari: the Stasis application name the WebSocket subscribes as
     hint_device: str = "PJSIP/{extension}"  # ari: the device GetExtensionState reads (ARI cannot read hints)
+    redirect_context: str = "asterisk-bridge-redirect"  # ari: the dialplan context whose `s` runs ChannelRedirect
 
     def __post_init__(self) -> None:
         if not self.auth:  # the default depends on the transport
@@ -100,6 +101,12 @@ class SubscriberConfig:
     proxy: str | None = None
     verify_tls: bool = True
     ca_file: str | None = None
+    # Delivery (bridge.outbox.dispatcher, circuit.py): batch_max > 1 sends PushEvents of up to
+    # that many events (one per call: each call's next event waits for the batch's answer),
+    # waiting up to batch_linger for a batch to fill; 1 sends PushEvent, one event per request.
+    batch_max: int = 1
+    batch_linger_s: float = 0.0
+    probe_cap_s: float = 30.0          # while the ERP is down, probe it at least this often
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,9 @@ def _check_ari(cfg: AmiConfig, path: str, problems: list[str]) -> None:
         problems.append(f"{path}.username: required (the user's [section] in ari.conf)")
     if not cfg.app or not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.app):
         problems.append(f"{path}.app: {cfg.app!r} must be letters, digits, '_', '.' or '-' (the Stasis app name)")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.redirect_context):
+        problems.append(f"{path}.redirect_context: {cfg.redirect_context!r} must be letters, digits, '_', '.' "
+                        "or '-' (a dialplan context name)")
     if cfg.tls:
         problems.append(f'{path}.tls: not used with transport = "ari"; write an https:// url')
     if "{extension}" not in cfg.hint_device:
@@ -299,7 +302,8 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                  "request_timeout_s": (0.1, 600), "threads": (1, 1024)},
     SubscriberConfig: {"max_age_s": (1, 365 * _DAY_S), "max_attempts": (1, 1_000_000),
                        "retry_base_s": (0.001, _DAY_S), "retry_cap_s": (0.001, 30 * _DAY_S),
-                       "connect_timeout_s": (0.05, 300), "read_timeout_s": (0.05, 3600)},
+                       "connect_timeout_s": (0.05, 300), "read_timeout_s": (0.05, 3600),
+                       "batch_max": (1, 1000), "batch_linger_s": (0, 10), "probe_cap_s": (0.05, 3600)},
     CallsConfig: {"ended_grace_s": (0, 7 * _DAY_S)},
     HaConfig: {"lease_s": (0.5, 600), "renew_s": (0.1, 300), "standby_buffer_s": (1, 3600)},
 }

@@ -1,4 +1,4 @@
-"""The admin HTTP server: /metrics (Prometheus text) and /healthz (200, or 503 with the reasons)."""
+"""The admin HTTP server: /metrics (Prometheus text) and /healthz (200 ok or degraded, or 503 with the reasons)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,17 @@ HealthCheck = Callable[[], Sequence[str]]  # returns the problems; empty means h
 
 class HealthApp:
     """WSGI app; `check` runs on every /healthz, so it must answer within a second or two.
-    `warnings` (optional) names what works but looks wrong; they never turn the status to 503."""
+    `warnings` (optional) names what works but looks wrong; they never turn the status to 503.
+    `degraded` (optional) names what is failing outside the bridge while it keeps accepting and
+    storing events (an ERP that is down): status "degraded", still HTTP 200, so an orchestrator
+    does not restart a bridge that is doing its job of holding the backlog."""
 
     def __init__(self, metrics, check: HealthCheck, warnings: HealthCheck | None = None,
-                 details: Callable[[], Mapping] | None = None) -> None:
+                 degraded: HealthCheck | None = None, details: Callable[[], Mapping] | None = None) -> None:
         self.metrics = metrics
         self.check = check
         self.warnings = warnings
+        self.degraded = degraded
         self.details = details   # more fields for the answer (the HA role per AMI server)
 
     def __call__(self, environ, start_response):
@@ -48,7 +52,10 @@ class HealthApp:
         except Exception as exc:  # the health check itself failed: that is unhealthy, not a crash
             log.warning("health check failed", exc_info=True)
             problems = [f"health check failed: {type(exc).__name__}"]
-        answer = {"status": "fail" if problems else "ok", "problems": problems}
+        degraded = list(self.degraded()) if self.degraded is not None else []
+        answer = {"status": "fail" if problems else "degraded" if degraded else "ok", "problems": problems}
+        if degraded:
+            answer["degraded"] = degraded
         warnings = list(self.warnings()) if self.warnings is not None else []
         if warnings:
             answer["warnings"] = warnings
@@ -69,6 +76,7 @@ class HealthServer(HttpServer):
     """HealthApp on [metrics] listen (loopback by default); start()/stop(), .port."""
 
     def __init__(self, listen: str, metrics, check: HealthCheck, warnings: HealthCheck | None = None,
-                 details: Callable[[], Mapping] | None = None) -> None:
-        super().__init__(HealthApp(metrics, check, warnings, details), parse_listen(listen), name="metrics server",
+                 degraded: HealthCheck | None = None, details: Callable[[], Mapping] | None = None) -> None:
+        super().__init__(HealthApp(metrics, check, warnings, degraded, details), parse_listen(listen),
+                         name="metrics server",
                          threads=SERVER_THREADS, limits=LIMITS)

@@ -74,6 +74,10 @@ class Metrics:
     def watch_leadership(self, is_leader: Callable[[str], bool], servers: Sequence[str]) -> None:
         self.registry.register(LeaderCollector(is_leader, servers))
 
+    def watch_circuits(self, states: Callable[[], Sequence]) -> None:
+        """`states()` returns the dispatcher's CircuitState of every subscriber (read at scrape time)."""
+        self.registry.register(CircuitCollector(states))
+
     def render(self) -> bytes:
         from prometheus_client import generate_latest
 
@@ -149,6 +153,22 @@ class OutboxCollector:
                 family.add_metric([name], counts[status].get(name, 0))
             families.append(family)
         return families
+
+
+class CircuitCollector:
+    """bridge_subscriber_circuit_open: 1 while the subscriber's ERP is judged down (dispatcher circuit)."""
+
+    def __init__(self, states: Callable[[], Sequence]) -> None:
+        self._states = states
+
+    def collect(self):
+        family = GaugeMetricFamily("bridge_subscriber_circuit_open",
+                                   "1 while deliveries to the subscriber wait behind an open circuit "
+                                   "(its ERP failed at transport level; one probe at a time)",
+                                   labels=["subscriber"])
+        for state in self._states():
+            family.add_metric([state.subscriber], 1.0 if state.state == "open" else 0.0)
+        return [family]
 
 
 # The operations bridge.soap.service publishes (tests/test_observability.py checks the list). A

@@ -217,6 +217,7 @@ class Runtime:
                                      on_delivered=self._on_delivered)
         self.dispatcher.start()
         self.metrics.watch_outbox(self.count_status, [s.name for s in self.config.subscribers])
+        self.metrics.watch_circuits(self.circuit_states)
 
     def _on_commit(self, events, rows: int, subscribers: set[str]) -> None:
         self._routed.update(subscribers)
@@ -258,7 +259,8 @@ class Runtime:
         from bridge.health import HealthServer
 
         self.health_server = HealthServer(self.config.metrics.listen, self.metrics, self.health_problems,
-                                          self.health_warnings, details=self.health_details)
+                                          self.health_warnings, self.health_degraded,
+                                          details=self.health_details)
         self.health_server.start()
 
     def _stop_soap(self) -> None:
@@ -353,6 +355,16 @@ class Runtime:
         """Extra /healthz fields: the role of this node per AMI server (PostgreSQL outbox)."""
         ha = self.ha
         return {"ha": {"node": ha.node_id, "servers": ha.snapshot()}} if ha is not None else {}
+
+    def circuit_states(self) -> list:
+        dispatcher = self.dispatcher
+        return dispatcher.circuit_states() if dispatcher is not None else []
+
+    def health_degraded(self) -> list[str]:
+        """Subscribers whose ERP is down: events are accepted and kept, deliveries wait for it."""
+        return [f"subscriber {c.subscriber}: ERP unreachable, circuit open since "
+                f"{c.opened_at:%Y-%m-%dT%H:%M:%SZ} ({c.probes} probe(s) since): {c.last_error}"
+                for c in self.circuit_states() if c.state == "open"]
 
     def health_problems(self) -> list[str]:
         problems = [f"ami {c.name}: not logged in ({c.stats.last_error or 'connecting'})"

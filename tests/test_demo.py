@@ -140,7 +140,7 @@ def test_demo_uses_the_given_ports_keeps_the_outbox_and_its_sink_answers_a_brows
         assert re.search(r"PushEvent sink \(plays the ERP\): [1-9]\d* event\(s\) received", page), page
         assert "CallRinging" in page
         with urllib.request.urlopen(sink_url + "?wsdl", timeout=5) as response:
-            assert b'<xs:element name="PushEvent">' in response.read()
+            assert b'<xs:element name="PushEvent" type="tns:Event"/>' in response.read()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     finally:

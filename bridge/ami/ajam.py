@@ -21,11 +21,9 @@ session, so a pending WaitEvent never delays an Originate.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import re
-import secrets
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,7 +33,7 @@ from bridge.ami import ajam_wire, auth, names
 from bridge.ami.actions import Action
 from bridge.ami.ajam_http import AjamHttp
 from bridge.ami.ajam_order import EventBarrier
-from bridge.ami.client import AmiListener, ClientStats, _Notifier
+from bridge.ami.face import ClientFace
 from bridge.ami.connection import ActionResult
 from bridge.ami.message import Banner, Message
 from bridge.backoff import Backoff
@@ -50,7 +48,7 @@ ACTION_THREADS = 4
 LOGOFF_TIMEOUT_S = 1.0
 
 
-class AjamClient:
+class AjamClient(ClientFace):
     """One Asterisk server over HTTP, with the same public face as AmiClient."""
 
     poller_class: type["_Poller"]  # set below the class: what reads events (benchmarks swap it)
@@ -62,69 +60,32 @@ class AjamClient:
         late a WaitEvent answer may be before the server counts as stalled), reconnect_*."""
         if settings.auth not in ("cookie", "digest"):
             raise AmiAuthError(f"unknown AJAM auth mode {settings.auth!r}; use cookie or digest")
-        self.settings = settings
-        self.name, self.url, self.username = settings.name, settings.url, settings.username
+        self._init_face(settings, filters)
+        self.url = settings.url
         self.auth, self.events = settings.auth, settings.events
         self._http = AjamHttp(settings.name, settings.url, settings.username, settings.secret, auth=settings.auth,
                               verify_tls=settings.verify_tls, ca_file=settings.ca_file, proxy=settings.proxy,
                               connect_timeout_s=settings.connect_timeout_s)
-        self._filters = tuple(filters)
-        for line in self._filters:
-            Action.build(names.FILTER, Filter=line)  # refuse CR/LF in a filter now, not at login
         self.wait_timeout_s = settings.wait_timeout_s
         self.connect_timeout_s = settings.connect_timeout_s
         self.stall_margin_s = settings.ping_timeout_s
         self.reconnect = Backoff(settings.reconnect_base_s, settings.reconnect_cap_s, jitter=True)
         self._action_threads = action_threads
         self._rng = rng or random.Random()
-        self._listeners: list[AmiListener] = []
-        self._ids = itertools.count(1)
-        self._id_prefix = f"{settings.name}-{secrets.token_hex(3)}"
-        self._connected = threading.Event()
-        self._stop = threading.Event()
         self._session_lost = threading.Event()   # an action saw the session die
         self._barrier = EventBarrier()
         self._logins = 0                         # login generation: a late "session lost" is ignored
         self._poller: _Poller | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._notifier = _Notifier(settings.name)
-        self.banner: Banner | None = None
-        self.asterisk_version: str | None = None
-        self.stats = ClientStats()
 
     def __repr__(self) -> str:  # no secret
         return f"AjamClient({self.name!r}, {self._http.endpoint}, user={self.username!r}, auth={self.auth})"
 
-    @classmethod
-    def from_config(cls, cfg: AmiConfig, filters: Sequence[str] = ()) -> "AjamClient":
-        return cls(cfg, filters=filters)
-
-    # --- the public face shared with AmiClient ----------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    @property
-    def ami_version(self) -> str | None:
-        return self.banner.version_text if self.banner else None
-
-    @property
-    def filters(self) -> tuple[str, ...]:
-        return self._filters
+    # --- the link's own public face (the rest is ClientFace's) ----------------------------------
 
     @property
     def endpoint(self) -> str:
         return self._http.endpoint
-
-    def add_listener(self, listener: AmiListener) -> None:
-        self._listeners.append(listener)
-
-    def set_filters(self, filters: Sequence[str]) -> None:
-        """Replace the `Filter` lines; they are sent after every login (next login for a live session)."""
-        for line in filters:
-            Action.build(names.FILTER, Filter=line)
-        self._filters = tuple(filters)
 
     def start(self) -> None:
         if self._poller is not None:
@@ -149,11 +110,7 @@ class AjamClient:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._http.close()
-        self._notifier.stop(timeout_s)
-        self._notifier = _Notifier(self.name)  # threads are single-use: ready for another start()
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+        self._stop_notifier(timeout_s)
 
     def send_action(self, action: Action, timeout_s: float = 10.0) -> "Future[ActionResult]":
         """Like AmiClient.send_action: AmiActionError on `Response: Error`, AmiConnectionError when
@@ -166,13 +123,7 @@ class AjamClient:
         self.stats.actions_sent += 1
         return executor.submit(self._call_checked, self._with_id(action), timeout_s)
 
-    def next_action_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids)}"
-
     # --- internals ----------------------------------------------------------------------------------
-
-    def _with_id(self, action: Action) -> Action:
-        return action if action.action_id is not None else action.with_action_id(self.next_action_id())
 
     def _call(self, action: Action, timeout_s: float, *, poll: bool = False, control: bool = False) -> ActionResult:
         """One action over HTTP; raises AmiActionError on `Response: Error` (as the TCP link does)."""
@@ -212,21 +163,6 @@ class AjamClient:
             return exc.response is not None and ajam_wire.session_lost(exc.response)
         except AmiError:
             return False
-
-    def _dispatch(self, message: Message) -> None:
-        self.stats.events += 1
-        for listener in self._listeners:
-            try:
-                listener.on_event(self.name, message)
-            except Exception:  # a listener bug must never kill the poller
-                self.stats.listener_errors += 1
-                log.exception("%s: listener %r failed on %s", self.name, listener, message.event)
-
-    def _notify(self, method: str, arg: object) -> None:
-        for listener in list(self._listeners):
-            callback = getattr(listener, method, None)
-            if callback is not None:
-                self._notifier.submit(lambda cb=callback: cb(self.name, arg))
 
 
 class _Poller(threading.Thread):

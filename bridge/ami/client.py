@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import queue
 import random
-import secrets
 import socket
 import ssl
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Sequence
 
 from bridge.ami import auth, names
 from bridge.ami.connection import ActionResult, AmiConnection
 from bridge.ami.actions import Action
-from bridge.ami.message import Banner, Message
+from bridge.ami.face import AmiListener, ClientFace, ClientStats
+from bridge.ami.message import Banner
 from bridge.ami.protocol import DEFAULT_MAX_LINE, DEFAULT_MAX_MESSAGE, AmiParser
 from bridge.ami.supervisor import Supervisor
 from bridge.backoff import Backoff
@@ -31,34 +28,7 @@ __all__ = ["ActionResult", "AmiClient", "AmiListener", "ClientStats"]
 LOGOFF_TIMEOUT_S = 1.0
 
 
-class AmiListener(Protocol):
-    """Callbacks run on the client's threads; on_event and on_disconnected must not block."""
-
-    def on_event(self, server: str, message: Message) -> None: ...
-    def on_connected(self, server: str, banner: Banner) -> None: ...
-    def on_disconnected(self, server: str, reason: str) -> None: ...
-
-
-@dataclass
-class ClientStats:
-    """Counters since the client was built (read them, don't write them)."""
-
-    connects: int = 0          # successful logins
-    reconnects: int = 0        # successful logins after the first
-    connect_failures: int = 0  # TCP/TLS/banner/login attempts that failed
-    auth_failures: int = 0
-    disconnects: int = 0
-    ping_timeouts: int = 0
-    messages: int = 0          # every message parsed, all connections
-    events: int = 0            # events handed to listeners
-    dropped: int = 0           # messages the parser discarded (max_line / max_message)
-    unmatched: int = 0         # responses with no pending action
-    actions_sent: int = 0
-    listener_errors: int = 0
-    last_error: str | None = field(default=None)
-
-
-class AmiClient:
+class AmiClient(ClientFace):
     """One Asterisk server: a supervisor thread (login, ping, reconnect) and a reader per connection."""
 
     def __init__(self, settings: AmiConfig, *, filters: Sequence[str] = (),
@@ -66,58 +36,21 @@ class AmiClient:
                  ssl_context: ssl.SSLContext | None = None, rng: random.Random | None = None) -> None:
         if settings.auth not in auth_modes():
             raise AmiAuthError(f"unknown auth mode {settings.auth!r}")
-        self.settings = settings
-        self.name, self.host, self.port, self.username = settings.name, settings.host, settings.port, settings.username
+        self._init_face(settings, filters)
+        self.host, self.port = settings.host, settings.port
         self.auth, self.tls, self.ca_file, self.events = settings.auth, settings.tls, settings.ca_file, settings.events
-        self._filters = tuple(filters)
-        for line in self._filters:
-            Action.build(names.FILTER, Filter=line)  # refuse CR/LF in a filter now, not at login
         self.reconnect = Backoff(settings.reconnect_base_s, settings.reconnect_cap_s, jitter=True)
         self.max_line, self.max_message = max_line, max_message
         self._ssl_context = ssl_context
         self._rng = rng or random.Random()
-        self._listeners: list[AmiListener] = []
-        self._ids = itertools.count(1)
-        self._id_prefix = f"{settings.name}-{secrets.token_hex(3)}"
         self._conn: AmiConnection | None = None
         self._conn_lock = threading.Lock()
-        self._connected = threading.Event()
-        self._stop = threading.Event()
         self._supervisor: Supervisor | None = None
-        self._notifier = _Notifier(settings.name)
-        self.banner: Banner | None = None
-        self.asterisk_version: str | None = None
-        self.stats = ClientStats()
 
     def __repr__(self) -> str:  # no secret
         return f"AmiClient({self.name!r}, {self.host}:{self.port}, user={self.username!r}, auth={self.auth})"
 
-    @classmethod
-    def from_config(cls, cfg: AmiConfig, filters: Sequence[str] = ()) -> "AmiClient":
-        return cls(cfg, filters=filters)
-
-    # --- public API ---------------------------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    @property
-    def ami_version(self) -> str | None:
-        return self.banner.version_text if self.banner else None
-
-    @property
-    def filters(self) -> tuple[str, ...]:
-        return self._filters
-
-    def add_listener(self, listener: AmiListener) -> None:
-        self._listeners.append(listener)
-
-    def set_filters(self, filters: Sequence[str]) -> None:
-        """Replace the `Filter` lines; they are sent after every login (next login for a live link)."""
-        for line in filters:
-            Action.build(names.FILTER, Filter=line)
-        self._filters = tuple(filters)
+    # --- public API (the rest is ClientFace's) ---------------------------------------------------
 
     def start(self) -> None:
         if self._supervisor is not None:
@@ -140,11 +73,7 @@ class AmiClient:
         if self._supervisor is not None:
             self._supervisor.join(timeout_s)
             self._supervisor = None
-        self._notifier.stop(timeout_s)
-        self._notifier = _Notifier(self.name)  # threads are single-use: ready for another start()
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+        self._stop_notifier(timeout_s)
 
     def send_action(self, action: Action, timeout_s: float = 10.0) -> "Future[ActionResult]":
         """Send `action` with a fresh ActionID (a caller-set one is kept); the Future fails with
@@ -155,9 +84,6 @@ class AmiClient:
             future.set_exception(AmiConnectionError(f"{self.name}: not connected to {self.host}:{self.port}"))
             return future
         return self._send(conn, action, timeout_s)
-
-    def next_action_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids)}"
 
     # --- the link the Supervisor drives (bridge.ami.supervisor.SupervisedLink) ----------------
 
@@ -229,55 +155,10 @@ class AmiClient:
     def _on_banner(self, banner: Banner) -> None:
         self.banner = banner
 
-    def _with_id(self, action: Action) -> Action:
-        return action if action.action_id is not None else action.with_action_id(self.next_action_id())
-
     def _send(self, conn: AmiConnection, action: Action, timeout_s: float) -> Future:
         self.stats.actions_sent += 1
         return conn.send(self._with_id(action), timeout_s)
 
-    def _dispatch(self, message: Message) -> None:
-        self.stats.events += 1
-        for listener in self._listeners:
-            try:
-                listener.on_event(self.name, message)
-            except Exception:  # a listener bug must never kill the reader
-                self.stats.listener_errors += 1
-                log.exception("%s: listener %r failed on %s", self.name, listener, message.event)
-
-    def _notify(self, method: str, arg: object) -> None:
-        for listener in list(self._listeners):
-            callback = getattr(listener, method, None)
-            if callback is not None:
-                self._notifier.submit(lambda cb=callback: cb(self.name, arg))
-
 
 def auth_modes() -> tuple[str, ...]:
     return auth.AUTH_MODES
-
-
-class _Notifier(threading.Thread):
-    """Runs on_connected/on_disconnected in order, off the reader thread (on_connected may block)."""
-
-    def __init__(self, server: str) -> None:
-        super().__init__(name=f"ami-notify-{server}", daemon=True)
-        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
-
-    def submit(self, call: Callable[[], None]) -> None:
-        self._queue.put(call)
-
-    def start(self) -> None:
-        if not self.is_alive() and self.ident is None:
-            super().start()
-
-    def run(self) -> None:
-        while (call := self._queue.get()) is not None:
-            try:
-                call()
-            except Exception:
-                log.exception("AMI listener notification failed")
-
-    def stop(self, timeout_s: float) -> None:
-        if self.ident is not None:
-            self._queue.put(None)
-            self.join(timeout_s)

@@ -9,7 +9,8 @@ when it is built); here each supported action becomes one REST request and its a
 | Originate        | POST /channels (endpoint, extension, context, priority, callerId,     |
 |                  | timeout in s, variables, channelId)                           |
 | Hangup           | DELETE /channels/{id}  (the channel name is looked up in the live channels) |
-| Redirect         | POST /channels/{id}/continue (Asterisk answers 412 for a channel outside Stasis) |
+| Redirect         | POST /channels: a helper Local/s@<redirect_context> runs ChannelRedirect()  |
+|                  | (ARI moves no channel outside Stasis: bridge.ari.redirect)    |
 | ExtensionState   | GET /deviceStates/{hint_device}: on 22 ARI reads no dialplan hint |
 |                  | (GET /asterisk/variable evaluates no function), so the device the |
 |                  | hint names is configured: `hint_device = "PJSIP/{extension}"`    |
@@ -19,12 +20,14 @@ when it is built); here each supported action becomes one REST request and its a
 
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 from urllib.parse import quote
 
 from bridge.ami.actions import Action
 from bridge.ami.connection import ActionResult
 from bridge.ami.message import Message
+from bridge.ari import redirect
 from bridge.ari.event import channel_as_ami
 from bridge.ari.rest import AriRest
 from bridge.errors import AmiActionError
@@ -61,7 +64,7 @@ def originate_body(action: Action, channel_id: str) -> dict:
 
 
 def run(rest: AriRest, action: Action, channel_id_of: Callable[[str], str | None], timeout_s: float,
-        hint_device: str = "PJSIP/{extension}") -> ActionResult:
+        hint_device: str = "PJSIP/{extension}", redirector: "Redirector | None" = None) -> ActionResult:
     """Carry `action` out; AmiActionError for a refused or unsupported one (AmiConnectionError, AmiAuthError pass)."""
     name = action.name.lower()
     if name == "originate":
@@ -76,9 +79,9 @@ def run(rest: AriRest, action: Action, channel_id_of: Callable[[str], str | None
         if name == "hangup":
             rest.delete(f"channels/{channel_id}", timeout_s=timeout_s)
             return success(Message="Channel Hungup")
-        rest.post(f"channels/{channel_id}/continue", params={
-            "context": action.get("Context"), "extension": action.get("Exten"),
-            "priority": int(action.get("Priority") or 1)}, timeout_s=timeout_s)
+        if redirector is None:
+            raise AmiActionError("ARI Redirect needs the client's event stream", action.action_id)
+        redirector.run(rest, action, channel, timeout_s)
         return success(Message="Redirect successful")
     if name == "extensionstate":
         exten, context = action.get("Exten") or "", action.get("Context") or ""
@@ -95,3 +98,33 @@ def run(rest: AriRest, action: Action, channel_id_of: Callable[[str], str | None
         rest.get("asterisk/ping", timeout_s=timeout_s)
         return success(Ping="Pong")
     raise AmiActionError(f"action {action.name} is not available over ARI", action.action_id)
+
+
+class Redirector:
+    """Redirect by a helper channel running ChannelRedirect (bridge.ari.redirect); the verdict
+    comes from the client's own event stream through `watch`."""
+
+    def __init__(self, watch: redirect.Watch, app: str, context: str, id_prefix: str) -> None:
+        self.watch, self.app, self.context = watch, app, context
+        self.id_prefix = f"{id_prefix}-redirect-"     # the helper's channel ids: see owns()
+        self._ids = itertools.count(1)
+
+    def owns(self, event: Message) -> bool:
+        """An event about a helper channel (its own, or a Dial naming it): the bridge's plumbing."""
+        return any((event.get(key) or "").startswith(self.id_prefix) for key in ("channel.id", "peer.id", "caller.id"))
+
+    def run(self, rest: AriRest, action: Action, channel: str, timeout_s: float) -> None:
+        helper_id = f"{self.id_prefix}{next(self._ids)}"
+        target = (action.get("Context") or "", action.get("Exten") or "", int(action.get("Priority") or 1))
+        awaited = self.watch.expect(redirect.verdict_of(helper_id))
+        try:
+            rest.post("channels", json=redirect.helper_body(helper_id, self.app, self.context, channel, target),
+                      timeout_s=timeout_s)
+            try:
+                verdict = awaited.result(timeout_s)
+            except TimeoutError:
+                raise AmiActionError(f"ARI Redirect: the helper in [{self.context}] gave no "
+                                     f"{redirect.STATUS} within {timeout_s:g} s", action.action_id) from None
+        finally:
+            self.watch.forget(awaited)
+        redirect.answer(verdict, channel, self.context, action.action_id)

@@ -18,10 +18,8 @@ channels from ChannelCreated/ChannelDestroyed and every GET /channels.
 from __future__ import annotations
 
 import base64
-import itertools
 import logging
 import random
-import secrets
 import ssl
 import threading
 from concurrent.futures import Future
@@ -30,11 +28,12 @@ from typing import Sequence
 import websocket
 
 from bridge.ami.actions import Action
-from bridge.ami.client import AmiListener, ClientStats, _Notifier
+from bridge.ami.face import ClientFace
 from bridge.ami.connection import ActionResult
 from bridge.ami.message import Banner
 from bridge.ari import actions
-from bridge.ari.event import AriEvent, parse
+from bridge.ari.event import LINKEDID, AriEvent, parse
+from bridge.ari.redirect import Watch
 from bridge.ari.rest import AriRest, endpoint_of, events_url
 from bridge.backoff import Backoff
 from bridge.config import AmiConfig
@@ -47,57 +46,32 @@ __all__ = ["AriClient"]
 BANNER = "Asterisk REST Interface"
 
 
-class AriClient:
+class AriClient(ClientFace):
     """One Asterisk server over ARI, with the public face of AmiClient (connected, send_action, listeners)."""
 
-    def __init__(self, settings: AmiConfig, *, rng: random.Random | None = None) -> None:
-        self.settings = settings
-        self.name, self.username, self.app = settings.name, settings.username, settings.app
+    def __init__(self, settings: AmiConfig, *, filters: Sequence[str] = (), rng: random.Random | None = None) -> None:
+        self._init_face(settings)    # ARI has no per-session event Filter: the router filters (`filters` unused)
+        self.app = settings.app
         self.url = endpoint_of(settings.url)
         self.rest = AriRest(settings.url, settings.username, settings.secret, verify_tls=settings.verify_tls,
                             ca_file=settings.ca_file, timeout_s=settings.connect_timeout_s)
         self.reconnect = Backoff(settings.reconnect_base_s, settings.reconnect_cap_s, jitter=True)
         self._rng = rng or random.Random()
-        self._listeners: list[AmiListener] = []
-        self._ids = itertools.count(1)
-        self._id_prefix = f"{settings.name}-{secrets.token_hex(3)}"
         self._ws: websocket.WebSocket | None = None
         self._channels: dict[str, str] = {}       # live channel name → ARI id
         self._channels_lock = threading.Lock()
-        self._connected = threading.Event()
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._notifier = _Notifier(settings.name)
-        self.banner: Banner | None = None
-        self.asterisk_version: str | None = None
-        self.stats = ClientStats()
+        self._linkedid_checked = False            # warned (or found) ari.conf channelvars this connection
+        self._watch = Watch()                     # actions awaiting an event (Redirect's verdict)
+        self._redirector = actions.Redirector(self._watch, settings.app, settings.redirect_context, self._id_prefix)
 
     def __repr__(self) -> str:  # no secret
         return f"AriClient({self.name!r}, {self.url}, user={self.username!r}, app={self.app!r})"
 
-    @classmethod
-    def from_config(cls, cfg: AmiConfig, filters: Sequence[str] = ()) -> "AriClient":
-        return cls(cfg)   # ARI has no per-session event Filter: every event arrives, the router filters
-
-    # --- the public face shared with AmiClient ----------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    @property
-    def ami_version(self) -> str | None:
-        return self.banner.version_text if self.banner else None
-
-    @property
-    def filters(self) -> tuple[str, ...]:
-        return ()
+    # --- the public face (the rest is ClientFace's) ----------------------------------------------
 
     def set_filters(self, filters: Sequence[str]) -> None:
         """AMI `Filter` lines mean nothing to ARI; the router still filters what subscribers get."""
-
-    def add_listener(self, listener: AmiListener) -> None:
-        self._listeners.append(listener)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -115,14 +89,7 @@ class AriClient:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
-        self._notifier.stop(timeout_s)
-        self._notifier = _Notifier(self.name)
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
-
-    def next_action_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids)}"
+        self._stop_notifier(timeout_s)
 
     def send_action(self, action: Action, timeout_s: float = 10.0) -> "Future[ActionResult]":
         """Carry the action out over REST now; the Future is already settled when returned."""
@@ -130,11 +97,11 @@ class AriClient:
         if not self.connected:
             future.set_exception(AmiConnectionError(f"{self.name}: not connected to ARI at {self.url}"))
             return future
-        if action.action_id is None:
-            action = action.with_action_id(self.next_action_id())
+        action = self._with_id(action)
         self.stats.actions_sent += 1
         try:
-            result = actions.run(self.rest, action, self._channel_id, timeout_s, self.settings.hint_device)
+            result = actions.run(self.rest, action, self._channel_id, timeout_s, self.settings.hint_device,
+                                 self._redirector)
         except BridgeError as exc:
             future.set_exception(exc)
             return future
@@ -192,6 +159,7 @@ class AriClient:
         self.banner = Banner(f"{BANNER}/{version}", tuple(int(p) for p in version.split(".") if p.isdigit()))
         with self._channels_lock:
             self._channels.clear()
+        self._linkedid_checked = False            # ari.conf may have changed while we were away
         self.stats.connects += 1
         self.stats.reconnects += self.stats.connects > 1
         self._connected.set()
@@ -238,17 +206,17 @@ class AriClient:
             log.warning("%s: %s", self.name, exc)
             return
         self._track(event)
-        self.stats.events += 1
-        for listener in self._listeners:
-            try:
-                listener.on_event(self.name, event)
-            except Exception:  # a listener bug must never kill the reader
-                self.stats.listener_errors += 1
-                log.exception("%s: listener %r failed on %s", self.name, listener, event.event)
+        self._watch.offer(event)
+        if self._redirector.owns(event):
+            # Redirect's helper channel (bridge.ari.redirect) is no party of any call: its events
+            # answer our own request and go no further, like an AMI action's response.
+            return
+        self._dispatch(event)
 
     def _went_offline(self, ws: websocket.WebSocket, reason: str) -> None:
         self._connected.clear()
         self._ws = None
+        self._watch.fail_all(f"{self.name}: ARI link lost before the awaited event: {reason}")
         try:
             ws.close(timeout=1.0)
         except (OSError, websocket.WebSocketException):
@@ -272,6 +240,13 @@ class AriClient:
                         self._channels[name] = uid
                     else:
                         self._channels.pop(name, None)
+            if kind == "ChannelCreated" and not self._linkedid_checked:
+                self._linkedid_checked = True
+                if event.get(f"channel.{LINKEDID}") is None:
+                    log.warning("%s: ARI channels carry no Linkedid: add `channelvars = CHANNEL(linkedid)` to "
+                                "[general] of ari.conf; until then calls are linked by their Dial events and an "
+                                "attended transfer's target is reported as a call of its own (docs/ami.md, ARI)",
+                                self.name)
 
     def _remember_channels(self, found: dict) -> None:
         with self._channels_lock:
@@ -285,9 +260,3 @@ class AriClient:
                 if isinstance(channel, dict) and channel.get("name") == name:
                     return str(channel.get("id"))
         return uid
-
-    def _notify(self, method: str, arg: object) -> None:
-        for listener in list(self._listeners):
-            callback = getattr(listener, method, None)
-            if callback is not None:
-                self._notifier.submit(lambda cb=callback: cb(self.name, arg))

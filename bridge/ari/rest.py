@@ -1,6 +1,7 @@
 """The ARI REST seam: one requests.Session with HTTP Basic auth; HTTP answers mapped to typed errors.
 
-Asterisk answers 401 for a wrong user or password (ari.conf), 403 for a read_only user writing,
+Asterisk answers 401 for a wrong user or password (ari.conf: AmiAuthError), 403 for a read_only
+user writing (AmiActionError: that request is refused, the link is fine),
 404 for an unknown channel, 412 when a channel is not in a Stasis application, 400/422 for bad
 arguments; the body is `{"message": "..."}`. The password never appears in an error or a log.
 """
@@ -65,10 +66,14 @@ class AriRest:
             raise AmiConnectionError(f"ARI {method} /{path}: no answer within {timeout:g} s") from exc
         except requests.RequestException as exc:
             raise AmiConnectionError(f"ARI {method} /{path}: {type(exc).__name__}: {_reason(exc)}") from exc
-        if response.status_code in (401, 403):
-            what = "wrong user or password" if response.status_code == 401 else "permission denied (read_only?)"
-            raise AmiAuthError(f"ARI user {self.username!r}: HTTP {response.status_code}, {what} "
+        if response.status_code == 401:
+            raise AmiAuthError(f"ARI user {self.username!r}: HTTP 401, wrong user or password "
                                f"(ari.conf [{self.username}])")
+        if response.status_code == 403:
+            # A read_only user writing: Asterisk refuses this request, the link itself is fine (as an
+            # AMI user without `originate` write permission gets `Response: Error`).
+            raise AmiActionError(f"ARI {method} /{path} refused: user {self.username!r} has permission to read "
+                                 f"only (HTTP 403; ari.conf [{self.username}] read_only = yes)")
         if response.status_code >= 300:
             raise AmiActionError(f"ARI {method} /{path}: HTTP {response.status_code} {_message(response)}")
         if response.status_code == 204 or not response.content:

@@ -1,18 +1,23 @@
 """Adapter for ARI events (Asterisk 12+ REST interface): the same channel facts from JSON snapshots.
 
-ARI events carry a channel snapshot (`channel.*`, flattened by bridge.ari.event) but, on 22.10.1,
-no Linkedid: the engine links the dialed channels to their caller through the `Dial` event
-(`caller.*` → `peer.*`), as it does for Asterisk 11. `Dial` with an empty `dialstatus` is the
-start of a dial; RINGING/PROGRESS/PROCEEDING are progress; anything else is its end (AMI DialEnd).
+ARI events carry a channel snapshot (`channel.*`, flattened by bridge.ari.event) whose only
+link to the call is what ari.conf's `channelvars` adds: with `channelvars = CHANNEL(linkedid)`
+(docs/ami.md) every snapshot carries `channelvars.CHANNEL(linkedid)` and calls are grouped by
+Linkedid exactly as over AMI, which also links the parties no `Dial` names (an attended
+transfer's target, dialed by the transfer feature: 22.10.1 sends its Dial RINGING/ANSWER with no
+caller). Without it the engine links the dialed channels to their caller through the `Dial`
+event (`caller.*` → `peer.*`), as it does for Asterisk 11, and an attended transfer's target
+starts a call of its own. `Dial` with an empty `dialstatus` is the start of a dial;
+RINGING/PROGRESS/PROCEEDING are progress; anything else is its end (AMI DialEnd).
 ARI has no queue events: a channel whose dialplan runs `Queue(name,…)` has joined `name`.
 """
 
 from __future__ import annotations
 
 from bridge.ami.message import Message
-from bridge.ari.event import state_number
+from bridge.ari.event import LINKEDID, state_number
 from bridge.calls.channels import Channel
-from bridge.calls.common import Handler
+from bridge.calls.common import Handler, attended_transfer
 from bridge.calls.engine import CallEngine
 from bridge.calls.state import CALLEE
 
@@ -29,7 +34,8 @@ def ensure_channel(engine: CallEngine, server: str, msg: Message, prefix: str = 
     return engine.channel_new(
         server, uid, name, state_number(msg.get(f"{prefix}.state")), msg.get(f"{prefix}.dialplan.context") or "",
         msg.get(f"{prefix}.dialplan.exten") or "", msg.get(f"{prefix}.caller.number"),
-        msg.get(f"{prefix}.caller.name"), None, msg.get(f"{prefix}.connected.number"))
+        msg.get(f"{prefix}.caller.name"), msg.get(f"{prefix}.{LINKEDID}") or None,
+        msg.get(f"{prefix}.connected.number"))
 
 
 def on_created(engine: CallEngine, server: str, msg: Message) -> None:
@@ -97,6 +103,12 @@ def on_blind_transfer(engine: CallEngine, server: str, msg: Message) -> None:
         engine.transfer(transferee, transferer, msg.get("exten") or "", "blind")
 
 
+def on_attended_transfer(engine: CallEngine, server: str, msg: Message) -> None:
+    # The transferer's first leg is the one the transferee was talking to (res/ari/ari_model_events).
+    attended_transfer(engine, server, msg.get("result"), msg.get("transferee.id"), msg.get("transferer_first_leg.id"),
+                      msg.get("transfer_target.name"), msg.get("destination_bridge"))
+
+
 def on_hangup_request(engine: CallEngine, server: str, msg: Message) -> None:
     engine.hangup_request(server, msg.get("channel.id"))
 
@@ -115,6 +127,7 @@ HANDLERS: dict[str, Handler] = {
     "channelenteredbridge": on_entered_bridge,
     "channelleftbridge": on_left_bridge,
     "bridgeblindtransfer": on_blind_transfer,
+    "bridgeattendedtransfer": on_attended_transfer,
     "channelhanguprequest": on_hangup_request,
     "channeldestroyed": on_destroyed,
 }
@@ -122,5 +135,5 @@ HANDLERS: dict[str, Handler] = {
 # As ARI spells them (the WebSocket sends every event of subscribeAll; no server-side filter).
 ARI_CALL_EVENT_NAMES = ("ChannelCreated", "ChannelStateChange", "ChannelCallerId", "ChannelConnectedLine",
                         "ChannelDialplan", "Dial", "ChannelEnteredBridge", "ChannelLeftBridge",
-                        "BridgeBlindTransfer", "ChannelHangupRequest", "ChannelDestroyed")
+                        "BridgeBlindTransfer", "BridgeAttendedTransfer", "ChannelHangupRequest", "ChannelDestroyed")
 assert {n.lower() for n in ARI_CALL_EVENT_NAMES} == set(HANDLERS)

@@ -4,8 +4,7 @@ QueueCallerJoin/Leave, BlindTransfer, AttendedTransfer; every channel event carr
 from __future__ import annotations
 
 from bridge.ami.message import Message
-from bridge.calls.channels import device_of
-from bridge.calls.common import Handler, ensure_channel
+from bridge.calls.common import Handler, attended_transfer, ensure_channel
 from bridge.calls.engine import CallEngine
 
 
@@ -52,20 +51,9 @@ def on_blind_transfer(engine: CallEngine, server: str, msg: Message) -> None:
 
 
 def on_attended_transfer(engine: CallEngine, server: str, msg: Message) -> None:
-    # 22.10.1 (AMI Atxfer, live suite): the transferer's hangup completes the transfer; its
-    # Local ;2 half hangs up before this event, its ;1 half (in the bridge) after it.
-    if (msg.get("Result") or "").lower() != "success":
-        return
-    transferee = engine.channel(server, msg.get("TransfereeUniqueid"))
-    transferer = engine.channel(server, msg.get("OrigTransfererUniqueid"))
-    if transferee is None:
-        return
-    # The target's snapshot is sometimes already gone (no TransferTarget* headers, 2 of 4 runs):
-    # then it is whoever joined the transferee's bridge besides the transferer.
-    target = msg.get("TransferTargetChannel")
-    extension = device_of(target) if target else engine.bridge_peer_extension(
-        transferee, msg.get("DestBridgeUniqueid"), transferer)
-    engine.transfer(transferee, transferer, extension or "", "attended")
+    attended_transfer(engine, server, msg.get("Result"), msg.get("TransfereeUniqueid"),
+                      msg.get("OrigTransfererUniqueid"), msg.get("TransferTargetChannel"),
+                      msg.get("DestBridgeUniqueid"))
 
 
 def on_connected_line(engine: CallEngine, server: str, msg: Message) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from bridge.ami.message import Message
-from bridge.calls.channels import Channel
+from bridge.calls.channels import Channel, device_of
 from bridge.calls.engine import CallEngine
 
 Handler = Callable[[CallEngine, str, Message], None]
@@ -30,6 +30,24 @@ def ensure_channel(engine: CallEngine, server: str, msg: Message, prefix: str = 
         msg.get(prefix + "Exten") or "", msg.get(prefix + "CallerIDNum"),
         msg.get(prefix + "CallerIDName"), msg.get(prefix + "Linkedid"),
         msg.get(prefix + "ConnectedLineNum"))
+
+
+def attended_transfer(engine: CallEngine, server: str, result: str | None, transferee_uid: str | None,
+                      transferer_uid: str | None, target_channel: str | None, dest_bridge: str | None) -> None:
+    """An attended transfer as AMI's AttendedTransfer and ARI's BridgeAttendedTransfer tell it."""
+    # 22.10.1 (AMI Atxfer, live suite): the transferer's hangup completes the transfer; its
+    # Local ;2 half hangs up before this event, its ;1 half (in the bridge) after it.
+    if (result or "").lower() != "success":
+        return
+    transferee = engine.channel(server, transferee_uid)
+    transferer = engine.channel(server, transferer_uid)
+    if transferee is None:
+        return
+    # The target's snapshot is sometimes already gone (no TransferTarget* headers, 2 of 4 runs):
+    # then it is whoever joined the transferee's bridge besides the transferer.
+    extension = device_of(target_channel) if target_channel else engine.bridge_peer_extension(
+        transferee, dest_bridge, transferer)
+    engine.transfer(transferee, transferer, extension or "", "attended")
 
 
 def on_newchannel(engine: CallEngine, server: str, msg: Message) -> None:

@@ -1,15 +1,19 @@
-"""The PushEvent SOAP 1.1 envelope we POST to subscribers (contract: wsdl/events.wsdl)."""
+"""The PushEvent and PushEvents SOAP 1.1 envelopes we POST to subscribers (contract: wsdl/events.wsdl)."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime, timezone
 from bridge.events.model import BridgeEvent
 from bridge import ns
+from bridge.errors import BridgeError
 from bridge.xmltext import is_plain, xml_text
 
 OPERATION = "PushEvent"
 SOAP_ACTION = f"{ns.EVENTS}#Events:{OPERATION}"   # 1C style: "<tns>#<Service>:<Operation>"
+BATCH_OPERATION = "PushEvents"
+BATCH_SOAP_ACTION = f"{ns.EVENTS}#Events:{BATCH_OPERATION}"
 CONTENT_TYPE = "text/xml; charset=utf-8"
 
 # Normalized call fields in the order events.wsdl declares them (the call model's header names).
@@ -23,6 +27,16 @@ _TIME_FIELDS = frozenset({"StartTime", "AnswerTime", "EndTime"})
 _HEAD = ('<?xml version="1.0" encoding="UTF-8"?>'
          f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body><m:{OPERATION} xmlns:m="{ns.EVENTS}">')
 _TAIL = f"</m:{OPERATION}></soap:Body></soap:Envelope>"
+_BATCH_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>'
+               f'<soap:Envelope xmlns:soap="{ns.SOAP11_ENV}"><soap:Body>'
+               f'<m:{BATCH_OPERATION} xmlns:m="{ns.EVENTS}"><m:events>')
+_BATCH_TAIL = f"</m:events></m:{BATCH_OPERATION}></soap:Body></soap:Envelope>"
+# Batch ids are name-based UUIDs of the events' ids: the same batch re-sent carries the same id.
+_BATCH_NAMESPACE = uuid.UUID("5d0c3a52-3f7e-4d8e-9a55-0b1c2d3e4f50")
+
+
+class EnvelopeFormatError(BridgeError):
+    """A stored payload is not a PushEvent envelope this version built (cannot be batched)."""
 
 
 def format_time(value: datetime) -> str:
@@ -73,8 +87,28 @@ def build_envelope(event: BridgeEvent) -> str:
     return "".join(parts)
 
 
+def build_batch(payloads: list[str]) -> str:
+    """The PushEvents envelope carrying the events of `payloads` (PushEvent envelopes exactly as
+    build_envelope made them and the outbox stored them), in the given order: each PushEvent's
+    fields become one <m:event>. No XML is parsed: the stored envelopes have a fixed frame."""
+    parts = [_BATCH_HEAD]
+    for payload in payloads:
+        if not (payload.startswith(_HEAD) and payload.endswith(_TAIL)):
+            raise EnvelopeFormatError("stored payload is not a PushEvent envelope built by this version")
+        parts.append("<m:event>")
+        parts.append(payload[len(_HEAD):len(payload) - len(_TAIL)])
+        parts.append("</m:event>")
+    parts.append(_BATCH_TAIL)
+    return "".join(parts)
+
+
+def batch_id(event_ids: list[str]) -> str:
+    """The id of a PushEvents request (Idempotency-Key, webhook-id): the same events, the same id."""
+    return str(uuid.uuid5(_BATCH_NAMESPACE, "\n".join(event_ids)))
+
+
 def parse_envelope_id(payload: str | bytes) -> str | None:
-    """The `id` of a PushEvent envelope (used by the test sink), or None."""
+    """The `id` of a PushEvent envelope (the first event's in a PushEvents one), or None."""
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
     m = re.search(r"<(?:\w+:)?id>([^<]*)</(?:\w+:)?id>", text)
     return m.group(1) if m else None

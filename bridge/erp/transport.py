@@ -19,7 +19,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from bridge import __version__
 from bridge.errors import DeliveryRejected, DeliveryRetryable
 from bridge.erp import signing
-from bridge.erp.envelope import CONTENT_TYPE, SOAP_ACTION, redact
+from bridge.erp.envelope import (BATCH_SOAP_ACTION, CONTENT_TYPE, SOAP_ACTION, EnvelopeFormatError, batch_id,
+                                 build_batch, redact)
 from bridge.erp.fault import FAULT_SNIFF_BYTES, find_fault
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ REDACTED_HEADERS = {"authorization", "proxy-authorization", "webhook-signature"}
 
 
 class ErpTransport:
-    """POSTs PushEvent envelopes to one subscriber's URL over a keep-alive Session."""
+    """POSTs PushEvent (and PushEvents) envelopes to one subscriber's URL over a keep-alive Session."""
 
     def __init__(self, cfg, session: requests.Session | None = None, clock=time.time) -> None:
         self.cfg = cfg
@@ -86,6 +87,22 @@ class ErpTransport:
     def push_event(self, event_id: str, payload: str) -> None:
         body = payload.encode("utf-8")
         self.push(body, self.delivery_headers(event_id, body))
+
+    def push_events(self, events: list[tuple[str, str]]) -> None:
+        """Deliver (event id, stored PushEvent envelope) pairs as one PushEvents request, in order,
+        acknowledged all-or-nothing; raises like push(). One event whose stored payload cannot be
+        framed into a batch (not built by this version) goes as a PushEvent; among several, that
+        is a DeliveryRejected, so the dispatcher sends them one by one."""
+        try:
+            body = build_batch([payload for _, payload in events]).encode("utf-8")
+        except EnvelopeFormatError as exc:
+            if len(events) == 1:
+                self.push_event(*events[0])
+                return
+            raise DeliveryRejected(f"cannot batch: {exc}") from exc
+        headers = self.delivery_headers(batch_id([event_id for event_id, _ in events]), body)
+        headers["SOAPAction"] = f'"{BATCH_SOAP_ACTION}"'
+        self.push(body, headers)
 
     def push(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Deliver or raise DeliveryRetryable (try later) / DeliveryRejected (SOAP Fault).

@@ -16,7 +16,7 @@ from bridge.outbox.models import DEAD, DELIVERED, PENDING, STATUSES
 
 LIST_COLUMNS = ("id", "subscriber", "status", "attempts", "event_name", "order_key", "created_at",
                 "next_attempt_at", "last_error")
-STATS_COLUMNS = ("subscriber", "pending", "delivered", "dead", "oldest_pending_age_s")
+STATS_COLUMNS = ("subscriber", "pending", "delivered", "dead", "oldest_pending_age_s", "unreachable")
 
 
 def _now() -> datetime:
@@ -24,14 +24,18 @@ def _now() -> datetime:
 
 
 def stats(engine: Engine, now: datetime | None = None) -> list[dict]:
-    """One row per subscriber: counts by status and the age of its oldest pending row (seconds)."""
+    """One row per subscriber: counts by status, the age of its oldest pending row (seconds) and
+    `unreachable`: pending rows whose last attempt found the ERP unreachable (held by an outage;
+    the circuit itself lives in the running bridge: /healthz, /metrics)."""
     now = now or _now()
     with reader(engine).connect() as conn:
         counts = queries.counts_by_status(conn)
+        unreachable = queries.count_unreachable(conn)
     by_sub: dict[str, dict] = {}
     for subscriber, status, count, oldest in counts:
         row = by_sub.setdefault(subscriber, {"subscriber": subscriber, **{s: 0 for s in STATUSES},
-                                             "oldest_pending_age_s": None})
+                                             "oldest_pending_age_s": None,
+                                             "unreachable": unreachable.get(subscriber, 0)})
         row[status] = count
         if status == PENDING and oldest is not None:
             row["oldest_pending_age_s"] = round(max(0.0, (now - oldest).total_seconds()), 3)

@@ -1,12 +1,11 @@
-"""The `outbox` table as SQLAlchemy 2.x declarative models (the schema migrations must produce)."""
+"""The `outbox` and `outbox_head` tables as SQLAlchemy 2.x declarative models (the schema migrations must produce)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, Index, Integer, MetaData, String, Text,
-                        text,
-                        UniqueConstraint)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, Index, Integer, MetaData,
+                        PrimaryKeyConstraint, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 PENDING = "pending"
@@ -48,8 +47,6 @@ class OutboxRow(Base):
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # in-flight lease
-    locked_by: Mapped[str | None] = mapped_column(String(64))       # dispatcher instance holding the lease
     last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_MAX_CHARS))
     event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when Asterisk sent it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when it was committed (accepted)
@@ -58,20 +55,44 @@ class OutboxRow(Base):
     __table_args__ = (
         UniqueConstraint("event_uuid", "subscriber"),
         CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
-        # Claim query: a subscriber's due pending rows, oldest due first. Partial (pending rows
-        # only) so it stays small however many delivered rows pile up, and ordered by
-        # next_attempt_at so no primary-key scan can compete with it (a pk scan in id order would
-        # wade through delivered rows whenever statistics are stale, e.g. on a young table).
-        Index("ix_outbox_claim", "subscriber", "next_attempt_at", "id", postgresql_where=PENDING_ONLY,
-              sqlite_where=PENDING_ONLY),
-        # FIFO probe: "is there an earlier pending row of this call for this subscriber?"
+        # Chain probe: "the first pending row of this call for this subscriber" (min id), which is
+        # how a settle finds the next head. Partial (pending rows only) so it stays small however
+        # many delivered rows pile up.
         Index("ix_outbox_order", "subscriber", "order_key", "id", postgresql_where=PENDING_ONLY,
               sqlite_where=PENDING_ONLY),
-        # Admin queries by status and time (purge, oldest pending, "dead since"). A subscriber's
-        # pending rows come from ix_outbox_claim; other per-subscriber listings walk the primary
-        # key newest-first under a LIMIT. Every index adds B-tree work to each ingest insert (the
-        # bulk of ingest CPU on SQLite), so there is no separate subscriber index.
+        # Admin queries by status and time (purge, oldest pending, "dead since"). Per-subscriber
+        # listings walk the primary key newest-first under a LIMIT. Every index adds B-tree work to
+        # each ingest insert (the bulk of ingest CPU on SQLite), so there is no subscriber index.
         Index("ix_outbox_status_created_at", "status", "created_at"),
+    )
+
+
+class OutboxHead(Base):
+    """The deliverable row of one call for one subscriber: the smallest pending id of the chain.
+
+    One row per (subscriber, order_key) that has pending rows, kept in the same transaction as the
+    rows it points at (queries.py). A claim reads due heads by ix_outbox_head_due, so its cost
+    depends on the batch size only, not on how many rows are pending or how long a call's chain
+    is. The lease lives here: a leased head is pushed out of the due range (next_attempt_at =
+    locked_until) so claims never wade through in-flight heads, and comes back by itself when the
+    lease expires (a dispatcher that died).
+    """
+
+    __tablename__ = "outbox_head"
+
+    subscriber: Mapped[str] = mapped_column(String(128))
+    order_key: Mapped[str] = mapped_column(String(255))
+    row_id: Mapped[int] = mapped_column(BigId)                      # outbox.id of the chain's first pending row
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # due time (or lease end)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # in-flight lease
+    locked_by: Mapped[str | None] = mapped_column(String(64))       # dispatcher worker holding the lease
+
+    __table_args__ = (
+        PrimaryKeyConstraint("subscriber", "order_key"),
+        # Settles and re-queues address a head by the row it points at.
+        UniqueConstraint("row_id"),
+        # Claim: a subscriber's due heads, oldest due first (row_id breaks ties: older calls first).
+        Index("ix_outbox_head_due", "subscriber", "next_attempt_at", "row_id"),
     )
 
 

@@ -1,8 +1,11 @@
-"""A real local PushEvent receiver for tests, the demo and the chaos suite: records what arrives.
+"""A real local PushEvent (and PushEvents) receiver for tests, the demo and the chaos suite: records what arrives.
 
 It is a plain ThreadingHTTPServer on 127.0.0.1 (port 0 by default) with HTTP/1.1 keep-alive that
 can be told to misbehave the ways an ERP does: answer 500, a SOAP Fault, 429/503 with Retry-After,
 hang past the client's read timeout, reset the connection, or refuse connections (stop listening).
+A PushEvents batch is recorded as one Receipt per event (its own id, its <m:event> element as
+body, `batch` = the number of events in the request), answered all-or-nothing; `reject_ids`
+makes a request carrying any of those ids answer a SOAP Fault (an ERP refusing one event).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ RESPONSE_OK = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope '
                b'xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
                b'<m:PushEventResponse xmlns:m="urn:asterisk-bridge:events"><m:return>true</m:return>'
                b'</m:PushEventResponse></soap:Body></soap:Envelope>')
+RESPONSE_BATCH_OK = RESPONSE_OK.replace(b"PushEventResponse", b"PushEventsResponse")
+_BATCH_EVENT = re.compile(rb"<m:event>.*?</m:event>", re.DOTALL)
 RESPONSE_FAULT = (b'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope '
                   b'xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>'
                   b'<faultcode>soap:Server</faultcode><faultstring>sink refuses the event</faultstring>'
@@ -51,6 +56,7 @@ class Receipt:
     received_monotonic: float
     answered: str         # the mode that answered
     peer: tuple = ()      # client (host, port): one port across requests means keep-alive worked
+    batch: int = 0        # events in the PushEvents request this event came in (0: a PushEvent)
 
 
 def _event_name(body: bytes) -> str:
@@ -77,6 +83,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         sink = self.server.sink
+        with sink._lock:
+            sink.in_flight += 1
+            sink.max_in_flight = max(sink.max_in_flight, sink.in_flight)
+        try:
+            self._post(sink)
+        finally:
+            with sink._lock:
+                sink.in_flight -= 1
+
+    def _post(self, sink: "FakeErp") -> None:
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = self.rfile.read(length) if length else b""
@@ -86,9 +102,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         mode = sink.mode
-        sink._record(Receipt(parse_envelope_id(body), body, {k: v for k, v in self.headers.items()},
-                             self.path, time.time(), time.monotonic(), mode,
-                             tuple(self.client_address)))
+        batch = _BATCH_EVENT.findall(body) if b"PushEvents" in body[:400] else None
+        parts = batch if batch is not None else [body]
+        ids = [parse_envelope_id(part) for part in parts]
+        if mode == OK and sink.reject_ids and any(i in sink.reject_ids for i in ids):
+            mode = FAULT
+        headers = {k: v for k, v in self.headers.items()}
+        now, now_monotonic = time.time(), time.monotonic()
+        sink._record([Receipt(i, part, headers, self.path, now, now_monotonic, mode, tuple(self.client_address),
+                              len(parts) if batch is not None else 0) for i, part in zip(ids, parts)])
         if sink.delay_s:
             time.sleep(sink.delay_s)
         if mode == RESET:
@@ -104,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(sink, mode)
             return
         status, payload, extra = {
-            OK: (200, RESPONSE_OK, {}),
+            OK: (200, RESPONSE_OK if batch is None else RESPONSE_BATCH_OK, {}),
             ERROR_500: (500, b"internal error", {}),
             FAULT: (500, RESPONSE_FAULT, {}),
             THROTTLE: (429, b"slow down", {"Retry-After": str(sink.retry_after_s)}),
@@ -194,6 +216,9 @@ class FakeErp:
         self.delay_s = delay_s            # answer every request this much later (a slow ERP)
         self.on_receipt = None            # optional callable(Receipt), called on the handler thread
         self.keep_receipts = True         # False: count only (long benchmarks)
+        self.reject_ids: set[str] = set()  # a request carrying one of these ids gets a SOAP Fault
+        self.in_flight = 0                # POSTs being answered now; max_in_flight: the most at once
+        self.max_in_flight = 0
         self.count = 0
         self.receipts: list[Receipt] = []
         self._lock = threading.RLock()
@@ -243,14 +268,15 @@ class FakeErp:
             self._release.clear()
         self.mode = mode
 
-    def _record(self, receipt: Receipt) -> None:
+    def _record(self, receipts: list[Receipt]) -> None:
         with self._arrived:
-            self.count += 1
+            self.count += len(receipts)
             if self.keep_receipts:
-                self.receipts.append(receipt)
+                self.receipts.extend(receipts)
             self._arrived.notify_all()
         if self.on_receipt is not None:
-            self.on_receipt(receipt)
+            for receipt in receipts:
+                self.on_receipt(receipt)
 
     def delivered(self) -> list[Receipt]:
         """Receipts that were answered with success."""

@@ -16,8 +16,8 @@ def test_ari_table_loads_with_defaults_when_url_and_user_are_given():
     cfg = parse_config(config(transport="ari", url="https://pbx:8089/ari/", username="bridge",
                               secret="${S}"), env={"S": "pw"})
     [ami] = cfg.ami
-    assert (ami.transport, ami.url, ami.app, ami.verify_tls, ami.secret) == (
-        "ari", "https://pbx:8089/ari/", "asterisk-bridge", True, "pw")
+    assert (ami.transport, ami.url, ami.app, ami.verify_tls, ami.secret, ami.redirect_context) == (
+        "ari", "https://pbx:8089/ari/", "asterisk-bridge", True, "pw", "asterisk-bridge-redirect")
 
 
 def test_tcp_stays_the_default_transport_when_none_is_named():
@@ -32,6 +32,8 @@ def test_tcp_stays_the_default_transport_when_none_is_named():
     ({"transport": "ari", "url": "http://pbx:8088/ari/"}, "ami[0].username: required (the user's [section]"),
     ({"transport": "ari", "url": "http://pbx:8088/ari/", "username": "u", "app": "my app"}, "ami[0].app:"),
     ({"transport": "ari", "url": "http://pbx:8088/ari/", "username": "u", "tls": True}, "ami[0].tls: not used"),
+    ({"transport": "ari", "url": "http://pbx:8088/ari/", "username": "u", "redirect_context": "a,b"},
+     "ami[0].redirect_context: 'a,b' must be letters"),
     ({"transport": "ws", "username": "u"}, "ami[0].transport: 'ws' is not one of tcp, http, ari"),
 ])
 def test_config_check_names_the_key_when_an_ari_table_is_wrong(ami, problem):

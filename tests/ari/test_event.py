@@ -61,7 +61,16 @@ def test_channel_snapshot_reads_like_core_show_channel_when_resyncing():
                           "caller": {"name": "Пётр", "number": "101"}, "connected": {"number": "102"},
                           "dialplan": {"context": "calls", "exten": "102"}})
     assert (msg.event, msg.get("Uniqueid"), msg.get("ChannelState"), msg.get("CallerIDName"),
-            msg.get("Exten")) == ("CoreShowChannel", "1.5", "5", "Пётр", "102")
+            msg.get("Exten"), msg.get("Linkedid")) == ("CoreShowChannel", "1.5", "5", "Пётр", "102", "")
+
+
+def test_snapshot_linkedid_comes_from_channelvars_when_ari_conf_adds_it():
+    # ari.conf `channelvars = CHANNEL(linkedid)` (22.10.1, live): the variable's name is the key.
+    channel = {"id": "1.7", "name": "Local/616@from-internal-00000002;1", "state": "Down",
+               "channelvars": {"CHANNEL(linkedid)": "ax-1"}}
+    assert channel_as_ami(channel).get("Linkedid") == "ax-1"
+    event = AriEvent.from_json({"type": "ChannelCreated", "channel": channel})
+    assert event.get("channel.channelvars.CHANNEL(linkedid)") == "ax-1"
 
 
 def test_state_numbers_follow_ast_state2str_when_ari_spells_them():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.asterisk.pbx import BRIDGE_SECRET, BRIDGE_USER, free_port
+from tests.asterisk.pbx import ARI_SECRET, ARI_USER, BRIDGE_SECRET, BRIDGE_USER, free_port
 
 SOAP_USER, SOAP_PASSWORD = "1c", "live-soap-pass"
 SOAP_NS = "urn:asterisk-bridge"
@@ -71,13 +71,15 @@ def bridge_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bridge"]
 
 
-# How the bridge reaches the PBX: BRIDGE_LIVE_TRANSPORT=tcp (AMI, default), http (AJAM, cookie) or
-# digest (AJAM, HTTP Digest); `make test-asterisk-ajam` runs the suite over http.
+# How the bridge reaches the PBX (the suite's `transport` parameter, tests/asterisk/conftest.py): tcp
+# (AMI), http (AJAM, cookie), digest (AJAM, HTTP Digest) or ari (events WebSocket + REST, ari.conf user).
 LINKS = {
     "tcp": 'host = "127.0.0.1"\nport = {ami_port}\nauth = "md5"',
     "http": 'transport = "http"\nurl = "http://127.0.0.1:{http_port}/"\nauth = "cookie"\nwait_timeout = "20s"',
     "digest": 'transport = "http"\nurl = "http://127.0.0.1:{http_port}/"\nauth = "digest"\nwait_timeout = "20s"',
+    "ari": 'transport = "ari"\nurl = "http://127.0.0.1:{http_port}/ari/"',
 }
+CREDENTIALS = {"ari": (ARI_USER, ARI_SECRET)}     # the others log in as manager.conf [bridge]
 
 
 class BridgeProcess:
@@ -89,8 +91,9 @@ class BridgeProcess:
         self.metrics_port = free_port()
         self.config = workdir / "bridge.toml"
         link = LINKS[transport].format(ami_port=ami_port, http_port=http_port)
+        user, secret = CREDENTIALS.get(transport, (BRIDGE_USER, BRIDGE_SECRET))
         self.config.write_text(CONFIG.format(
-            db=workdir / "outbox.db", link=link, ami_user=BRIDGE_USER, ami_secret=BRIDGE_SECRET,
+            db=workdir / "outbox.db", link=link, ami_user=user, ami_secret=secret,
             soap_port=self.soap_port, soap_user=SOAP_USER, soap_password=SOAP_PASSWORD, sink_url=sink_url,
             metrics_port=self.metrics_port, trunk=TRUNK_PATTERN))
         self.log_path = workdir / "bridge.log"

@@ -1,5 +1,11 @@
 """Session fixtures of the live suite: one Asterisk, one real bridge process, one ERP sink,
-and every scenario of the matrix run at once (each test then checks its own story)."""
+and every scenario of the matrix run at once (each test then checks its own story).
+
+The suite is parametrized by the bridge's transport (`live[tcp]`, `live[http]`, `live[ari]`): the
+same scenarios, the same hand-written stories, one Asterisk and one bridge per transport, one
+after the other (pytest groups the tests by the session fixture's parameter). Which transports
+run: BRIDGE_LIVE_TRANSPORT, a comma-separated list of tcp, http, digest, ari (default: all but digest).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from bridge.testing.fake_erp import FakeErp
+from tests.ami.tcp_proxy import TcpProxy
 from tests.asterisk.bridgeproc import BridgeProcess
 from tests.asterisk.driver import AmiDriver
 from tests.asterisk.live import Live
@@ -20,6 +27,16 @@ from tests.asterisk.stories import line
 
 
 SKIPPED: list[str] = []
+TRANSPORTS = ("tcp", "http", "digest", "ari")
+DEFAULT_TRANSPORTS = "tcp,http,ari"
+
+
+def transports() -> list[str]:
+    chosen = [t.strip() for t in os.environ.get("BRIDGE_LIVE_TRANSPORT", DEFAULT_TRANSPORTS).split(",") if t.strip()]
+    unknown = sorted(set(chosen) - set(TRANSPORTS))
+    if unknown or not chosen:
+        raise pytest.UsageError(f"BRIDGE_LIVE_TRANSPORT={','.join(chosen)!r}: choose from {', '.join(TRANSPORTS)}")
+    return chosen
 
 
 def _require_asterisk() -> None:
@@ -41,25 +58,32 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"SKIPPED live Asterisk suite: {reason}", yellow=True, bold=True)
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory):
+@pytest.fixture(scope="session", params=transports())
+def live(request, tmp_path_factory):
     _require_asterisk()
     pbx = Pbx()
     sink = FakeErp()
-    bridge = driver = None
+    bridge = driver = proxy = None
     try:
         pbx.start()
         sink.start()
-        bridge = BridgeProcess(tmp_path_factory.mktemp("bridge"), pbx.ami_port, sink.url,
-                               transport=os.environ.get("BRIDGE_LIVE_TRANSPORT", "tcp"),
-                               http_port=pbx.http_port).start()
+        http_port = pbx.http_port
+        if request.param == "ari":
+            # No CLI command closes an ARI WebSocket: the link runs through a loopback TCP proxy,
+            # whose reset() is what `call-across-ami-reconnect` does to it (Live.kick_bridge).
+            proxy = TcpProxy(("127.0.0.1", pbx.http_port)).start()
+            http_port = proxy.port
+        bridge = BridgeProcess(tmp_path_factory.mktemp(f"bridge-{request.param}"), pbx.ami_port, sink.url,
+                               transport=request.param, http_port=http_port).start()
         driver = AmiDriver(pbx.ami_port, DRIVER_USER, DRIVER_SECRET)
-        yield Live(pbx, driver, bridge, sink)
+        yield Live(pbx, driver, bridge, sink, proxy)
     finally:
         if driver is not None:
             driver.close()
         if bridge is not None:
             bridge.stop()
+        if proxy is not None:            # after the bridge: its stop is no link loss
+            proxy.stop()
         sink.stop()
         pbx.stop()
 
@@ -84,10 +108,11 @@ def _play(live: Live, sc: Scenario) -> Outcome:
     return out
 
 
-def _selected(session) -> list[Scenario]:
-    """The scenarios whose tests were collected (so `-k queue` plays only those calls)."""
+def _selected(session, transport: str) -> list[Scenario]:
+    """The scenarios whose tests were collected for `transport` (so `-k queue` plays only those calls)."""
     names = {item.callspec.params["sc"].name for item in session.items
-             if hasattr(item, "callspec") and "sc" in item.callspec.params}
+             if hasattr(item, "callspec") and "sc" in item.callspec.params
+             and item.callspec.params.get("live") == transport}
     return [s for s in SCENARIOS if s.name in names]
 
 
@@ -97,7 +122,7 @@ def outcomes(live, request):
     the ones that disturb it, one by one."""
     started = time.monotonic()
     results: dict[str, Outcome] = {}
-    chosen = _selected(request.session)
+    chosen = _selected(request.session, live.bridge.transport)
     together = [s for s in chosen if not s.alone]
     with ThreadPoolExecutor(max_workers=max(1, len(together))) as pool:
         futures = {s.name: pool.submit(_play, live, s) for s in together}
@@ -106,10 +131,10 @@ def outcomes(live, request):
     for s in chosen:
         if s.alone:
             results[s.name] = _play(live, s)
-    report = os.environ.get("BRIDGE_LIVE_STORIES")
+    report = os.environ.get("BRIDGE_LIVE_STORIES")      # one file per transport: <path>.<transport>
     if report:
-        with open(report, "w", encoding="utf-8") as fh:
-            fh.write(f"# {len(results)} scenarios in {time.monotonic() - started:.1f} s\n")
+        with open(f"{report}.{live.bridge.transport}", "w", encoding="utf-8") as fh:
+            fh.write(f"# {len(results)} scenarios over {live.bridge.transport} in {time.monotonic() - started:.1f} s\n")
             for name, out in results.items():
                 fh.write(f"{name} (CallId {out.call_id})\n")
                 for e in out.events or []:

@@ -17,8 +17,9 @@ SETTLE_S = 1.5         # after the final CallEnded, anything else for the call w
 
 
 class Live:
-    def __init__(self, pbx: Pbx, driver: AmiDriver, bridge: BridgeProcess, sink) -> None:
+    def __init__(self, pbx: Pbx, driver: AmiDriver, bridge: BridgeProcess, sink, proxy=None) -> None:
         self.pbx, self.driver, self.bridge, self.sink = pbx, driver, bridge, sink
+        self.proxy = proxy         # the ARI link's TcpProxy (transport ari only)
         self._parsed: list[dict] = []
         self._seen: set[str] = set()
         self._lock = threading.Lock()
@@ -105,7 +106,11 @@ class Live:
         return peer["Channel"]
 
     def kick_bridge(self) -> None:
-        """Cut the bridge's AMI session from the Asterisk side (`manager kick session`)."""
+        """Cut the bridge's AMI session from the Asterisk side (`manager kick session`), or its ARI
+        connections at the proxy in between."""
+        if self.proxy is not None:
+            self.proxy.reset()
+            return
         rows = [r.split() for r in self.pbx.cli("manager show connected").splitlines()]
         fds = [r[4] for r in rows if len(r) > 5 and r[0] == "bridge"]
         if not fds:

@@ -14,6 +14,7 @@ ETC = Path(__file__).parent / "etc"
 REPO = Path(__file__).resolve().parents[2]
 DRIVER_USER, DRIVER_SECRET = "driver", "driver-live-secret"
 BRIDGE_USER, BRIDGE_SECRET = "bridge", "bridge-live-secret"
+ARI_USER, ARI_SECRET = "bridge", "bridge-ari-secret"      # etc/ari.conf
 
 
 def asterisk_dir() -> Path:

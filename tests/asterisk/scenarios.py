@@ -8,7 +8,7 @@ through Local/<number>@trunk (outbound). Every scenario has its own numbers, so 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pytest
@@ -26,14 +26,19 @@ class Scenario:
     run: Callable[[Live], tuple[str, str | None]]   # → (CallId, OriginateId or None)
     expected: Story
     alone: bool = False                             # disturbs the AMI link: runs after the others
+    # What a transport cannot see, as (transport, the story it can tell, why): the PBX did the same.
+    unlike: tuple[tuple[str, Story, str], ...] = ()
+
+    def story_over(self, transport: str) -> Story:
+        return next((story for t, story, _ in self.unlike if t == transport), self.expected)
 
 
 SCENARIOS: list[Scenario] = []
 
 
-def scenario(name: str, expected: Story, alone: bool = False):
+def scenario(name: str, expected: Story, alone: bool = False, unlike: tuple[tuple[str, Story, str], ...] = ()):
     def register(run):
-        SCENARIOS.append(Scenario(name, run, expected, alone))
+        SCENARIOS.append(Scenario(name, run, expected, alone, unlike))
         return run
     return register
 
@@ -284,8 +289,16 @@ def _(live):
     return live.inbound("79160000014", "115", name="Иван Петров"), None
 
 
-@scenario("cyrillic-caller-name-cp1251", story("79160000015", "750", IN,
-          ring("117"), answer("117"), end("117", "answered", "117", TALK), caller_name="Петрова Нина"))
+CP1251 = story("79160000015", "750", IN, ring("117"), answer("117"), end("117", "answered", "117", TALK),
+               caller_name="Петрова Нина")
+# Asterisk 22's ARI carries no string that is not UTF-8: the ChannelCallerId (and the ChannelDialplan
+# of the Set) that would carry these bytes is never sent, snapshots hold an empty name, and
+# GET /channels/{id}/variable?variable=CALLERID(name) answers 500 "Allocation failed" (probed
+# live). No ARI client can read the name; the rest of the story is the same.
+CP1251_ARI = replace(CP1251, caller_name="")
+
+
+@scenario("cyrillic-caller-name-cp1251", CP1251, unlike=(("ari", CP1251_ARI, "ARI blanks a name that is not UTF-8"),))
 def _(live):
     # from-trunk 750 sets CALLERID(name) from raw cp1251 bytes, then rings 117.
     return live.inbound("79160000015", "750"), None
@@ -296,8 +309,9 @@ def _(live):
 @scenario("call-across-ami-reconnect", story("79160000016", "617", IN,
           ring("617"), answer("617"), end("617", "answered", "617", (3, 7))), alone=True)
 def _(live):
-    if live.bridge.transport != "tcp":
-        # main/manager.c kicks a session by its file descriptor; an HTTP session has none.
+    if live.bridge.transport in ("http", "digest"):
+        # main/manager.c kicks a session by its file descriptor; an HTTP session has none. (ARI:
+        # the proxy in front of it resets the WebSocket and REST connections, see conftest.)
         pytest.skip("`manager kick session` reaches only TCP sessions; AJAM session loss: tests/ajam_live")
     call_id = live.inbound("79160000016", "617", hold_s=7)
     live.wait_for(call_id, "CallAnswered", "617")

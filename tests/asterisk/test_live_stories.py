@@ -21,7 +21,7 @@ def test_erp_receives_the_true_story(sc, outcomes, live):
         pytest.skip(str(out.error))
     if out.error is not None:
         pytest.fail(f"scenario failed: {out.error!r}{context}", pytrace=False)
-    problems = mismatches(sc.expected, got, out.originate_id)
+    problems = mismatches(sc.story_over(live.bridge.transport), got, out.originate_id)
     assert not problems, "\n".join(problems) + context
 
 

@@ -20,12 +20,18 @@ FAULTS = [
 ]
 
 
+# Delivery as PushEvent (one event per request, the default) and as PushEvents batches.
+BATCHING = [("single", {}), ("batched", {"batch_max": 20, "batch_linger_s": 0.01})]
+
+
+@pytest.mark.parametrize("batching,batch_kw", BATCHING, ids=[b[0] for b in BATCHING])
 @pytest.mark.parametrize("name,mode", FAULTS, ids=[f[0].replace(" ", "-") for f in FAULTS])
-def test_every_accepted_event_delivered_in_order_when_sink_misbehaves(tmp_path, name, mode):
+def test_every_accepted_event_delivered_in_order_when_sink_misbehaves(tmp_path, name, mode, batching, batch_kw):
     episodes = scale(2, 6)
     fault_s, healthy_s = scale(1.0, 4.0), scale(0.5, 2.0)
-    # A short read timeout makes a hanging ERP cost ~0.5 s per attempt instead of 30 s.
-    sub_kw = {"read_timeout_s": 0.5}
+    # A short read timeout makes a hanging ERP cost ~0.5 s per attempt instead of 30 s; a short
+    # probe_cap lets the circuit these faults open try again as often as the per-row backoff did.
+    sub_kw = {"read_timeout_s": 0.5, "probe_cap_s": 0.5, **batch_kw}
     with Rig(tmp_path, f"sqlite:///{tmp_path / 'outbox.db'}", rate_per_s=scale(500, 1000), sub_kw=sub_kw) as rig:
         rig.sink.hang_s = 2.0
         for _ in range(episodes):
@@ -40,7 +46,7 @@ def test_every_accepted_event_delivered_in_order_when_sink_misbehaves(tmp_path, 
         failed = sum(1 for r in rig.sink.receipts if r.answered != sink_modes.OK)
         drained = rig.drain()
         faults = f"{episodes}x {fault_s:g}s {name}" + (f", {failed} failed POSTs" if mode else "")
-        result = audit(f"sink {name}", faults, rig.db_url, rig.sink, rig.stream, expect_all_offered=True)
+        result = audit(f"sink {name} ({batching})", faults, rig.db_url, rig.sink, rig.stream, expect_all_offered=True)
     assert drained, result.problems
     assert result.lost == 0 and not result.problems, result.problems
     assert mode is None or failed > 0, "the fault was never hit"

@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from bridge.cli import main
-from bridge.erp.envelope import build_envelope
+from bridge.erp.envelope import build_batch, build_envelope
 from bridge import ns
 
 ROOT = Path(__file__).parent.parent.parent
@@ -88,10 +88,29 @@ def test_an_envelope_with_an_empty_time_field_leaves_it_out(schema):
 def test_bsl_handler_takes_the_parameters_of_the_xsd_in_order():
     module = (EXAMPLES / "WebService.AsteriskEvents.Module.bsl").read_text(encoding="utf-8")
     params = re.search(r"Функция PushEvent\(([^)]*)\)", module).group(1)
-    element = etree.parse(str(XSD)).find(f"{{{ns.XSD}}}element[@name='PushEvent']")
-    expected = [e.get("name") for e in element.iter(f"{{{ns.XSD}}}element")][1:]
+    xsd = etree.parse(str(XSD))
+    assert xsd.find(f"{{{ns.XSD}}}element[@name='PushEvent']").get("type") == "tns:Event"
+    event_type = xsd.find(f"{{{ns.XSD}}}complexType[@name='Event']")
+    expected = [e.get("name") for e in event_type.iter(f"{{{ns.XSD}}}element")]
     assert [p.strip() for p in params.split(",")] == expected
     assert "ИдСобытия" in module and "БлокировкаДанных" in module   # idempotent by id
+    batch = xsd.find(f"{{{ns.XSD}}}element[@name='PushEvents']")
+    assert [e.get("name") for e in batch.iter(f"{{{ns.XSD}}}element")][1:] == ["events"]
+    assert re.search(r"Функция PushEvents\(events\)", module)
+    assert "Для Каждого Событие Из events.event Цикл" in module      # the batch, event by event
+
+
+def test_every_batch_of_simulated_calls_and_the_checked_in_batch_sample_validate(schema):
+    from tests.calls.support import play
+
+    events = [e for scenario in SCENARIOS for e in play("asterisk20", scenario)[1]]
+    batch = push_event(build_batch([build_envelope(e) for e in events]))
+    schema.assertValid(batch)
+    ids = [el.text for el in batch.iter(f"{{{ns.EVENTS}}}id")]
+    assert ids == [e.event_uuid for e in events]                   # every event, in the given order
+    sample = push_event((EXAMPLES / "PushEvents-batch.xml").read_bytes())
+    schema.assertValid(sample)
+    assert etree.QName(sample).localname == "PushEvents" and len(sample[0]) == 2
 
 
 @pytest.mark.parametrize("args,path", [(["--events"], WSDL), (["--events", "--xsd"], XSD), (["--xsd"], XSD)])

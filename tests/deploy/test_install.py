@@ -177,7 +177,7 @@ def test_readme_install_steps_work_as_an_unprivileged_user(scratch, wheel):
         check = installer.run(cli, "check", "-c", config, env=secrets)
         assert [line[:4] for line in check.stdout.splitlines()] == ["OK  "] * 3, check.stdout
         wsdl = installer.run(cli, "wsdl", "--events")
-        assert "<xs:element name=\"PushEvent\">" in wsdl.stdout
+        assert "<xs:element name=\"PushEvent\" type=\"tns:Event\"/>" in wsdl.stdout
 
         proc = installer.popen(cli, "run", "-c", config, env=secrets)
         try:

@@ -22,7 +22,7 @@ _seq = itertools.count(1)
 def erp_subscriber(url: str, **kw) -> dict:
     return {"name": "erp", "url": url, "mode": "raw", "events": ["UserEvent"], "username": "erp",
             "password": ERP_PASSWORD, "signing_secret": SIGNING_SECRET, "retry_base": "50ms",
-            "retry_cap": "500ms", "connect_timeout": "1s", "read_timeout": "1s", **kw}
+            "retry_cap": "500ms", "probe_cap": "500ms", "connect_timeout": "1s", "read_timeout": "1s", **kw}
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,8 @@ def run(capsys, *argv):
 def test_db_upgrade_then_check_succeeds_when_database_empty(sqlite_url, capsys):
     code, out, _ = run(capsys, "db", "check", "--database-url", sqlite_url)
     assert code == 1
-    assert run(capsys, "db", "upgrade", "--database-url", sqlite_url)[:2] == (
-        0, f"database upgraded to revision {db.head_revision()}\n")
+    upgraded = run(capsys, "db", "upgrade", "--database-url", sqlite_url)[:2]
+    assert upgraded == (0, f"database upgraded to revision {db.head_revision()}\n")
     assert run(capsys, "db", "check", "--database-url", sqlite_url)[0] == 0
 
 
@@ -53,12 +53,13 @@ def test_stats_prints_table_and_json_when_rows_exist(db_url, filled, capsys):
     code, out, _ = run(capsys, "outbox", "stats", "--database-url", db_url)
     assert code == 0
     header, line = out.splitlines()
-    assert header.split() == ["SUBSCRIBER", "PENDING", "DELIVERED", "DEAD", "OLDEST_PENDING_AGE_S"]
+    assert header.split() == ["SUBSCRIBER", "PENDING", "DELIVERED", "DEAD", "OLDEST_PENDING_AGE_S", "UNREACHABLE"]
     assert line.split()[:4] == ["erp", "1", "1", "1"]
     code, out, _ = run(capsys, "outbox", "stats", "--json", "--database-url", db_url)
     (stat,) = json.loads(out)
     assert (stat["pending"], stat["delivered"], stat["dead"]) == (1, 1, 1)
     assert 0 <= stat["oldest_pending_age_s"] < 60
+    assert stat["unreachable"] == 0
 
 
 def test_list_filters_by_status_and_subscriber(db_url, filled, capsys):

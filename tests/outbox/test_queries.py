@@ -150,3 +150,86 @@ def test_admin_queries_count_list_requeue_and_purge(engine):
         assert queries.requeue(conn, NOW, row_id=rows[1].id) == 1
     with engine.connect() as conn:
         assert queries.count_status(conn, PENDING) == {"erp": 2}
+
+
+def test_replayed_rows_of_a_settled_call_create_no_head_when_inserted_again(engine):
+    # HA: a new leader re-inserts the overlap; rows already present (here delivered) must not
+    # come back as heads, or the ERP would get them again.
+    events = [make_event("A", 0), make_event("A", 1)]
+    insert(engine, events)
+    for _ in events:
+        head = claim(engine)[0]
+        with engine.begin() as conn:
+            queries.mark_delivered(conn, [head.id], NOW)
+    with engine.begin() as conn:
+        rows = [r for e in events for r in outbox_rows(e, ["erp"], build_envelope(e), NOW)]
+        assert queries.insert_batch(conn, rows) == 0
+    assert claim(engine) == []
+
+
+def test_claim_walks_a_long_chain_in_order_when_one_call_has_many_events(engine):
+    events = [make_event("A", s) for s in range(30)] + [make_event("B", 0)]
+    insert(engine, events)
+    seen = []
+    while rows := claim(engine, limit=10):
+        assert len(rows) <= 2                  # one head per call, never two rows of A
+        seen.extend(r.event_uuid for r in rows)
+        with engine.begin() as conn:
+            queries.mark_delivered(conn, [r.id for r in rows], NOW)
+    assert [u for u in seen if u != events[-1].event_uuid] == [e.event_uuid for e in events[:-1]]
+
+
+def test_retry_of_one_row_makes_it_the_head_again_when_its_call_moved_on(engine):
+    events = [make_event("A", s) for s in range(3)]
+    insert(engine, events)
+    first = claim(engine)[0]
+    with engine.begin() as conn:
+        queries.mark_dead(conn, [(first.id, "gave up")])
+    second = claim(engine, token="w2")[0]                  # the call moved on: row 2 in flight
+    assert second.event_uuid == events[1].event_uuid
+    with engine.begin() as conn:
+        assert queries.requeue(conn, NOW, row_id=first.id) == 1
+        queries.mark_delivered(conn, [second.id], NOW)      # settling the old head changes nothing
+    assert [r.event_uuid for r in claim(engine, token="w3")] == [events[0].event_uuid]
+    with engine.connect() as conn:
+        assert queries.get_row(conn, first.id)["locked_by"] == "w3"
+
+
+def test_chain_keeps_its_head_when_an_ingest_commits_while_the_settle_waits(pg_url):
+    # PostgreSQL READ COMMITTED: the ingest's head upsert locks the head; the settle's DELETE waits
+    # for it and then judges "no pending row left" from a snapshot without the new row.
+    import time
+
+    from bridge.outbox import db
+
+    db.upgrade(pg_url)
+    engine = db.make_engine(pg_url)
+    try:
+        insert(engine, [make_event("A", 0)])
+        head = claim(engine)[0]
+        later = make_event("A", 1)
+        ingest = engine.connect()
+        tx = ingest.begin()
+        queries.insert_batch(ingest, outbox_rows(later, ["erp"], build_envelope(later), NOW))
+
+        def settle():
+            with engine.begin() as conn:
+                queries.mark_delivered(conn, [head.id], NOW)
+
+        settler = threading.Thread(target=settle)
+        settler.start()
+        with engine.connect() as probe:        # wait until the settle is blocked on the head's lock
+            for _ in range(500):
+                waiting = probe.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()").scalar()
+                if waiting:
+                    break
+                time.sleep(0.01)
+        assert waiting
+        tx.commit()
+        ingest.close()
+        settler.join(10)
+        assert [r.event_uuid for r in claim(engine)] == [later.event_uuid]
+    finally:
+        engine.dispose()

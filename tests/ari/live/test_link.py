@@ -12,6 +12,7 @@ import websocket
 
 from bridge.ami.actions import Action
 from bridge.ari.event import AriEvent
+from bridge.errors import AmiActionError
 from bridge.testing.helpers import wait_until
 from tests.ari.live.pbx import ARI_SECRET, ARI_USER, Pbx, asterisk_dir
 from tests.ari.live.stack import bridge_for
@@ -132,3 +133,51 @@ def test_check_logs_in_over_ari_or_names_the_refusal_when_run(pbx, secret, ok, d
     result = check_ami(ami_config(pbx, "ari", secret=secret), 5.0)
     assert (result.ok, result.detail) == (ok, detail)
     assert f"ARI {pbx.ari_url}" in result.name and "not-the-password" not in result.detail
+
+
+def test_read_only_user_gets_events_and_each_write_is_refused_by_name_when_it_acts(pbx, caplog):
+    caplog.set_level(logging.INFO)
+    watcher = bridge_for(pbx, "ari", username="watcher", secret="watchpass", app="watcher-app")
+    ami = bridge_for(pbx, "tcp")
+    try:
+        watcher.start()
+        ami.start()
+        originate(ami, "402", "watched")                  # events reach a read-only user: 402 answers, talks 20 s
+        assert wait_until(lambda: any(e.name == "CallAnswered" and e.get("Extension") == "402"
+                                      for e in watcher.sink.normalized("watched")), timeout_s=10)
+        callee = next(leg.channel for leg in watcher.tracker.call("watched").legs if leg.extension == "402")
+        refused = "user 'watcher' has permission to read only (HTTP 403; ari.conf [watcher] read_only = yes)"
+        for action in (Action.build("Originate", Channel="Local/401@phones", Context="calls", Exten="102",
+                                    Priority=1, ChannelId="never"),
+                       Action.build("Redirect", Channel=callee, Context="parked", Exten="900", Priority=1),
+                       Action.build("Hangup", Channel=callee)):
+            with pytest.raises(AmiActionError) as info:
+                watcher.client.send_action(action).result(5)
+            assert refused in str(info.value), info.value
+        ami.client.send_action(Action.build("Hangup", Channel=callee)).result(5)
+        assert wait_until(lambda: watcher.call_ended("watched"), timeout_s=10)
+        assert watcher.client.connected and watcher.client.stats.disconnects == 0   # the link is fine
+        assert "watchpass" not in caplog.text
+        # This PBX's ari.conf has no channelvars: said once, with the line to add.
+        assert caplog.text.count("add `channelvars = CHANNEL(linkedid)` to [general] of ari.conf") == 1
+    finally:
+        ami.client.stop()
+        watcher.client.stop()
+
+
+def test_stalled_websocket_is_declared_dead_by_the_ping_and_reconnected_when_it_moves_again(pbx, caplog):
+    from tests.ami.tcp_proxy import TcpProxy
+
+    caplog.set_level(logging.INFO, logger="bridge.ari.client")
+    with TcpProxy(("127.0.0.1", pbx.http_port)) as proxy:
+        # The ARI url through the proxy; ping_interval 1 s (stack.ami_config).
+        bridge = bridge_for(pbx, "ari", url=f"http://127.0.0.1:{proxy.port}/ari/", app="stalled-app")
+        try:
+            bridge.start()
+            proxy.stall()                                  # TCP stays open, nothing moves (a wedged middlebox)
+            assert wait_until(lambda: bridge.client.stats.ping_timeouts == 1, timeout_s=10)
+            proxy.resume()
+            assert wait_until(lambda: bridge.client.connected and bridge.client.stats.reconnects >= 1, timeout_s=10)
+            assert "ARI disconnected from" in caplog.text and "no answer to a WebSocket ping within 1 s" in caplog.text
+        finally:
+            bridge.client.stop()

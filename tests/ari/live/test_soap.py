@@ -70,6 +70,9 @@ def test_originate_carries_cyrillic_caller_id_and_variables_when_sent_over_rest(
                                                                                          "answered")
     assert any(m.event == "ChannelVarset" and m.get("channel.id") == originate_id and m.get("variable") == "GREETING"
                and m.get("value") == "привет" for m in raw.events)
+    # No otherChannelId sent: Asterisk names the Local pair's far half <channelId>;2 by itself (as for
+    # AMI's Originate without OtherChannelId), so both halves carry the originate's id.
+    assert any(m.event == "ChannelCreated" and m.get("channel.id") == f"{originate_id};2" for m in raw.events)
 
 
 def test_hangup_by_call_id_ends_a_ringing_call_when_asked_over_ari(soap):
@@ -85,7 +88,7 @@ def test_hangup_by_call_id_ends_a_ringing_call_when_asked_over_ari(soap):
     assert ended.get("Reason") != "answered" and ended.get("HangupBy") in ("caller", "")
 
 
-def test_hangup_by_channel_name_and_redirect_refusal_when_channel_runs_dialplan(soap):
+def test_hangup_by_channel_name_and_redirect_fault_when_the_helper_context_is_missing(soap):
     client, ari, _, _ = soap
     originate_id = client.service.ClickToCall(extension="404", number="405")   # both answer and talk 20 s
     assert wait_until(lambda: any(e.name == "CallAnswered" and e.get("Extension") == "405"
@@ -93,14 +96,44 @@ def test_hangup_by_channel_name_and_redirect_refusal_when_channel_runs_dialplan(
     legs = ari.tracker.call(originate_id).legs
     callee = next((leg.channel for leg in legs if leg.extension == "405"), None)
     assert callee, legs
+    # This PBX has no [asterisk-bridge-redirect] (the default redirect_context): the helper ends
+    # without running ChannelRedirect and the caller learns why, naming the context.
     with pytest.raises(zeep.exceptions.Fault) as info:
         client.service.Redirect(channel=callee, context="parked", exten="900")
-    assert "not in Stasis application" in info.value.message and "409" in info.value.message
+    assert "[asterisk-bridge-redirect] did not run ChannelRedirect" in info.value.message
     assert client.service.Hangup(channel=callee) == 1
     assert wait_until(lambda: ari.call_ended(originate_id), timeout_s=10)
     with pytest.raises(zeep.exceptions.Fault) as info:
         client.service.Hangup(channel=callee)
     assert "no such channel" in info.value.message.lower()
+
+
+def test_redirect_moves_a_channel_that_runs_dialplan_when_the_helper_context_exists(pbx, soap):
+    _, _, ami, _ = soap
+    # Its own app name: Asterisk hands an app's events to its newest WebSocket only (the fixture's
+    # client would go deaf).
+    ari = bridge_for(pbx, "ari", mode="both", redirect_context="bridge-redirect", app="second-bridge")
+    ari.start()
+    try:
+        ami.client.send_action(Action.build("Originate", Channel="Local/406@phones", Context="calls", Exten="407",
+                                            Priority=1, CallerID="Ольга <406>", ChannelId="redirect-me",
+                                            Async=True)).result(5)
+        assert wait_until(lambda: any(e.name == "CallAnswered" and e.get("Extension") == "407"
+                                      for e in ari.sink.normalized("redirect-me")), timeout_s=10)
+        callee = next(leg.channel for leg in ari.tracker.call("redirect-me").legs if leg.extension == "407")
+        result = ari.client.send_action(Action.build("Redirect", Channel=callee, Context="parked", Exten="900",
+                                                     Priority=1)).result(10)
+        assert result.response.get("Response") == "Success"
+        # 407's Local half left the call's Dial for [parked] 900, which hangs up after 1 s.
+        assert wait_until(lambda: ari.call_ended("redirect-me"), timeout_s=10)
+        raw = [e for e, _ in ari.sink.accepted if e.kind == "raw"]
+        assert any(e.get("Event") == "ChannelDialplan" and e.get("channel.name") == callee
+                   and e.get("channel.dialplan.context") == "parked" for e in raw)
+        # The helper pair is the bridge's own plumbing, no call of anyone's: no event names it.
+        assert [e for e in ari.sink.normalized() if "-redirect-" in (e.get("CallId") or "")] == []
+        assert [e for e in raw if "-redirect-" in e.text] == []
+    finally:
+        ari.client.stop()
 
 
 def test_originate_status_is_busy_when_the_first_party_is_busy(soap):
