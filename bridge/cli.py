@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (add_run_parser, add_demo_parser, add_check_parser, add_config_parser):
         add(subparsers)
     _add_outbox_parsers(subparsers)
+    from bridge.ha.cli import add_ha_parser, add_status_parser
+
+    add_status_parser(subparsers)
+    add_ha_parser(subparsers)
     add_wsdl_parser(subparsers)
     add_version_parser(subparsers)
     parser.set_defaults(func=_usage(parser))

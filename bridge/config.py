@@ -131,6 +131,16 @@ class CallsConfig:
 
 
 @dataclass(frozen=True)
+class HaConfig:
+    """High availability on a PostgreSQL outbox (bridge.ha); always on there, these only tune it."""
+
+    node_id: str = ""                  # "" → host name + pid
+    lease_s: float = 3.0               # a leader silent this long loses its AMI server to a standby
+    renew_s: float = 1.0               # how often the leader renews (≤ lease / 3 keeps two misses safe)
+    standby_buffer_s: float = 30.0     # events a standby keeps in memory, written when it takes over
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     ami: tuple[AmiConfig, ...] = ()
@@ -139,6 +149,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig | None = None           # None: /metrics and /healthz do not start
     calls: CallsConfig = field(default_factory=CallsConfig)
+    ha: HaConfig = field(default_factory=HaConfig)
     # Not wrong but probably not meant (a subscriber unlikely to match, no [database]):
     # `config check` and `check` print them, `run` logs them.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)

@@ -8,7 +8,7 @@ import re
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from bridge.config import (AmiConfig, CallsConfig, ClickToCallConfig, Config, DatabaseConfig,
+from bridge.config import (AmiConfig, CallsConfig, ClickToCallConfig, Config, DatabaseConfig, HaConfig,
                            LoggingConfig, MetricsConfig, SoapConfig, SubscriberConfig)
 
 # manager.conf read/write classes (Asterisk 11–22, main/manager.c `perms[]`); `events = "on"`
@@ -266,6 +266,14 @@ def _check_calls(cfg: CallsConfig, path: str, problems: list[str]) -> None:
     _positive(cfg.ended_grace_s, f"{path}.ended_grace", problems, zero_ok=True)
 
 
+def _check_ha(cfg: HaConfig, path: str, problems: list[str]) -> None:
+    if cfg.renew_s > cfg.lease_s / 2:
+        problems.append(f"{path}.renew: {cfg.renew_s:g} s must be at most half of lease ({cfg.lease_s:g} s), "
+                        "or one slow renewal hands the PBX to a standby")
+    if len(cfg.node_id) > 255:
+        problems.append(f"{path}.node_id: longer than 255 characters")
+
+
 def _listen(value: str, path: str, problems: list[str]) -> None:
     try:
         parse_listen(value)
@@ -276,7 +284,7 @@ def _listen(value: str, path: str, problems: list[str]) -> None:
 _ITEM_CHECKS = {
     DatabaseConfig: _check_database, AmiConfig: _check_ami, ClickToCallConfig: _check_click_to_call,
     SoapConfig: _check_soap, SubscriberConfig: _check_subscriber, LoggingConfig: _check_logging,
-    MetricsConfig: _check_metrics, CallsConfig: _check_calls,
+    MetricsConfig: _check_metrics, CallsConfig: _check_calls, HaConfig: _check_ha,
 }
 
 
@@ -297,6 +305,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                        "connect_timeout_s": (0.05, 300), "read_timeout_s": (0.05, 3600),
                        "batch_max": (1, 1000), "batch_linger_s": (0, 10), "probe_cap_s": (0.05, 3600)},
     CallsConfig: {"ended_grace_s": (0, 7 * _DAY_S)},
+    HaConfig: {"lease_s": (0.5, 600), "renew_s": (0.1, 300), "standby_buffer_s": (1, 3600)},
 }
 
 

@@ -14,7 +14,7 @@ import typing
 from typing import Any, Callable, Collection, Mapping
 
 from bridge import config_checks
-from bridge.config import (AmiConfig, CallsConfig, Config, DatabaseConfig, LoggingConfig, MetricsConfig,
+from bridge.config import (AmiConfig, CallsConfig, Config, DatabaseConfig, HaConfig, LoggingConfig, MetricsConfig,
                            SoapConfig, SubscriberConfig)
 from bridge.errors import ConfigError
 
@@ -242,6 +242,7 @@ _SECTIONS = {  # TOML top-level key → (Config field, dataclass, is an array of
     "logging": ("logging", LoggingConfig, False),
     "metrics": ("metrics", MetricsConfig, False),
     "calls": ("calls", CallsConfig, False),
+    "ha": ("ha", HaConfig, False),
 }
 
 

@@ -2,6 +2,7 @@
 
 BridgeError
   ConfigError                     bad or missing configuration (exit code 2)
+    OutboxInUse                   another process already runs on this SQLite outbox
   SchemaError                     the database is not migrated to the code's revision
   AmiError
     AmiProtocolError              the peer sent bytes we cannot frame (peer's fault)
@@ -13,6 +14,7 @@ BridgeError
     DeliveryRetryable             5xx, timeout, refused connection: try again later
     DeliveryRejected              the ERP answered a SOAP Fault (.faultcode, .faultstring)
   OutboxError                     the outbox database failed
+  NotLeader                       this node no longer leads these AMI servers (.servers): no commit
   SoapRequestError                becomes a SOAP Fault; never echoes secrets
 
 Each class's docstring is its default message, so most subclasses are a name and a sentence.
@@ -40,6 +42,18 @@ class ConfigError(BridgeError):
         if message is None and self.problems:
             message = "invalid configuration:\n  " + "\n  ".join(self.problems)
         super().__init__(message)
+
+
+class OutboxInUse(ConfigError):
+    """Another asterisk-bridge process uses this SQLite outbox; SQLite is single-node."""
+
+
+class NotLeader(BridgeError):
+    """This node does not hold the lease of these AMI servers, so it must not write their events."""
+
+    def __init__(self, servers, message: str | None = None) -> None:
+        self.servers = frozenset(servers)
+        super().__init__(message or f"not the leader of {', '.join(sorted(self.servers))}")
 
 
 class SchemaError(BridgeError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from bridge.config_checks import parse_listen
 from bridge.httpgate import GateLimits
@@ -27,11 +27,12 @@ class HealthApp:
     does not restart a bridge that is doing its job of holding the backlog."""
 
     def __init__(self, metrics, check: HealthCheck, warnings: HealthCheck | None = None,
-                 degraded: HealthCheck | None = None) -> None:
+                 degraded: HealthCheck | None = None, details: Callable[[], Mapping] | None = None) -> None:
         self.metrics = metrics
         self.check = check
         self.warnings = warnings
         self.degraded = degraded
+        self.details = details   # more fields for the answer (the HA role per AMI server)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -58,6 +59,8 @@ class HealthApp:
         warnings = list(self.warnings()) if self.warnings is not None else []
         if warnings:
             answer["warnings"] = warnings
+        if self.details is not None:
+            answer.update(self.details())
         body = json.dumps(answer, ensure_ascii=False).encode() + b"\n"
         status = "503 Service Unavailable" if problems else "200 OK"
         return self._reply(start_response, status, body, "application/json")
@@ -73,6 +76,7 @@ class HealthServer(HttpServer):
     """HealthApp on [metrics] listen (loopback by default); start()/stop(), .port."""
 
     def __init__(self, listen: str, metrics, check: HealthCheck, warnings: HealthCheck | None = None,
-                 degraded: HealthCheck | None = None) -> None:
-        super().__init__(HealthApp(metrics, check, warnings, degraded), parse_listen(listen), name="metrics server",
+                 degraded: HealthCheck | None = None, details: Callable[[], Mapping] | None = None) -> None:
+        super().__init__(HealthApp(metrics, check, warnings, degraded, details), parse_listen(listen),
+                         name="metrics server",
                          threads=SERVER_THREADS, limits=LIMITS)

@@ -71,6 +71,9 @@ class Metrics:
                      subscribers: Sequence[str]) -> None:
         self.registry.register(OutboxCollector(count_status, subscribers))
 
+    def watch_leadership(self, is_leader: Callable[[str], bool], servers: Sequence[str]) -> None:
+        self.registry.register(LeaderCollector(is_leader, servers))
+
     def watch_circuits(self, states: Callable[[], Sequence]) -> None:
         """`states()` returns the dispatcher's CircuitState of every subscriber (read at scrape time)."""
         self.registry.register(CircuitCollector(states))
@@ -98,6 +101,21 @@ class AmiLinkCollector:
             reconnects.add_metric([client.name], client.stats.reconnects)
             failures.add_metric([client.name], client.stats.connect_failures)
         return [up, reconnects, failures]
+
+
+class LeaderCollector:
+    """bridge_ami_leader: 1 while this node leads the AMI server (writes its events), else 0."""
+
+    def __init__(self, is_leader: Callable[[str], bool], servers: Sequence[str]) -> None:
+        self._is_leader = is_leader
+        self._servers = list(servers)
+
+    def collect(self):
+        gauge = GaugeMetricFamily("bridge_ami_leader", "1 while this node leads the AMI server (PostgreSQL HA)",
+                                  labels=["server"])
+        for server in self._servers:
+            gauge.add_metric([server], 1.0 if self._is_leader(server) else 0.0)
+        return [gauge]
 
 
 class OutboxCollector:

@@ -58,6 +58,9 @@ class Runtime:
         self._running_clients: list = []
         self.tracker = self.router = self.pipeline = None
         self.writer = self.dispatcher = None
+        # High availability (bridge.ha): on whenever the outbox is PostgreSQL; SQLite gets the
+        # single-process lock instead.
+        self.ha = self.gate = self.ha_engine = self._solo = self._readiness = None
         self.soap_server = self.health_server = None
         self._housekeeper: _Housekeeper | None = None
         self._started = False
@@ -76,6 +79,8 @@ class Runtime:
             for client in self.clients:  # last: events flow into a pipeline that is ready
                 client.start()
                 self._running_clients.append(client)
+            if self.ha is not None:
+                self.ha.start()
             self._link_check = threading.Timer(self.link_grace_s, self.pipeline.check_unreachable)
             self._link_check.daemon = True
             self._link_check.start()
@@ -93,6 +98,7 @@ class Runtime:
         """Idempotent; each step runs even if an earlier one failed."""
         steps = [("SOAP server", self._stop_soap), ("AMI links", self._stop_ami),
                  ("housekeeper", self._stop_housekeeper), ("outbox writer", self._stop_writer),
+                 ("leadership", self._stop_ha),
                  ("deliveries", self._stop_dispatcher), ("metrics server", self._stop_health),
                  ("database", self._stop_database)]
         for what, step in steps:
@@ -124,13 +130,33 @@ class Runtime:
     # --- parts --------------------------------------------------------------------------------
 
     def _start_database(self) -> None:
-        from bridge.outbox.db import check_schema, make_engine, upgrade
+        from bridge.outbox.db import check_schema, make_engine, single_process, upgrade
 
         url = self.config.database.url
+        self.engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S)
+        if single_process(self.engine):
+            self._lock_sqlite(self.engine.url.database)   # before anything writes to it
         if self.auto_upgrade:
             upgrade(url)
-        self.engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S)
         check_schema(self.engine)
+        if not single_process(self.engine):
+            from bridge.ha import node_id, session_options
+
+            # Every session of a node (the fenced writer and the lease thread on their own engine,
+            # the dispatcher and the probes on this one) is named and ends a transaction its
+            # process froze in after one lease: a frozen node's open insert, claim or settle of an
+            # overlap row would make the new leader's insert of that row wait (bridge.ha.lease.reap).
+            options = session_options(self.config.ha, node_id(self.config.ha))
+            self.engine.dispose()
+            self.engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S, connect_args=options)
+            self.ha_engine = make_engine(url, connect_timeout_s=DB_CONNECT_TIMEOUT_S, pool_size=2,
+                                         connect_args=options)
+
+    def _lock_sqlite(self, path: str | None) -> None:
+        from bridge.ha import SoloLock
+
+        if path and path != ":memory:" and not path.startswith("file:"):
+            self._solo = SoloLock(path).acquire()
 
     def _start_pipeline(self) -> None:
         from bridge.ari.transports import client_from_config
@@ -140,21 +166,48 @@ class Runtime:
         from bridge.outbox.ingest import OutboxWriter
 
         db = self.config.database
+        ha_kw = self._prepare_ha()
         # The outbox stores whatever the ERP client will send: the PushEvent envelope, built once.
-        self.writer = OutboxWriter.from_config(self.engine, db, envelope_builder=build_envelope,
-                                               on_commit=self._on_commit)
+        self.writer = OutboxWriter.from_config(self.ha_engine or self.engine, db, envelope_builder=build_envelope,
+                                               on_commit=self._on_commit, **ha_kw)
         self.writer.start()
         self.tracker = CallTracker(self.config.calls)
         self.router = Router(self.config.subscribers, needed_events=CALL_EVENT_NAMES)
+        sink = self.writer
+        if self.gate is not None:
+            self.gate.sink = self.writer   # a standby's events wait in the gate
+            sink = self.gate
         # The pipeline counts received/filtered/accepted events on self.metrics.
-        self.pipeline = Pipeline(self.tracker, self.router, self.writer, metrics=self.metrics)
+        self.pipeline = Pipeline(self.tracker, self.router, sink, metrics=self.metrics)
         for ami in self.config.ami:
             client = client_from_config(ami, filters=self.router.ami_filters())
             self.pipeline.attach(client)  # listener + its CoreShowChannels resync after each login
+            if self.ha is not None:
+                client.add_listener(self._readiness)   # after the pipeline: ready = resynced
             self.clients.append(client)
+        if self.ha is not None:
+            self.metrics.watch_leadership(self.ha.is_leader, [a.name for a in self.config.ami])
         self.metrics.watch_ami(self.clients)
         self._housekeeper = _Housekeeper(self.tracker)
         self._housekeeper.start()
+
+    def _prepare_ha(self) -> dict:
+        """The gate and the lease thread when the outbox is PostgreSQL; the writer's HA hooks."""
+        if self.ha_engine is None:
+            return {}
+        from bridge.ha import Coordinator, StandbyGate, node_id
+        from bridge.ha.coordinator import Readiness
+
+        cfg = self.config.ha
+        self.gate = StandbyGate(None, cfg.standby_buffer_s)   # its sink is the writer, set next
+        self._readiness = Readiness()
+        self.ha = Coordinator(self.ha_engine, [a.name for a in self.config.ami], node_id(cfg), self.gate,
+                              lease_s=cfg.lease_s, renew_s=cfg.renew_s, ready=self._readiness.ready,
+                              settled=lambda: self.writer.settled, accepted=lambda: self.writer.stats.accepted,
+                              on_promoted=lambda server: self.pipeline.link_taken_over(server))
+        log.info("ha: PostgreSQL outbox: this node is %s; it leads an AMI server only while it holds "
+                 "its lease (%g s)", self.ha.node_id, cfg.lease_s)
+        return {"commit_guard": self.ha.guard, "on_refused": self.gate.refused}
 
     def _start_dispatcher(self) -> None:
         from bridge.erp.transport import ErpTransport
@@ -206,7 +259,8 @@ class Runtime:
         from bridge.health import HealthServer
 
         self.health_server = HealthServer(self.config.metrics.listen, self.metrics, self.health_problems,
-                                          self.health_warnings, self.health_degraded)
+                                          self.health_warnings, self.health_degraded,
+                                          details=self.health_details)
         self.health_server.start()
 
     def _stop_soap(self) -> None:
@@ -233,6 +287,11 @@ class Runtime:
             self.writer.stop(flush=True)  # every queued event is committed: accepted
             self.writer = None
 
+    def _stop_ha(self) -> None:
+        if self.ha is not None:
+            self.ha.stop(release=True)   # after the writer's last commit: a standby takes over now
+            self.ha = None
+
     def _stop_dispatcher(self) -> None:
         if self.dispatcher is None:
             return
@@ -254,6 +313,12 @@ class Runtime:
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
+        if self.ha_engine is not None:
+            self.ha_engine.dispose()
+            self.ha_engine = None
+        if self._solo is not None:
+            self._solo.release()
+            self._solo = None
 
     # --- queries the servers use ------------------------------------------------------------
 
@@ -285,6 +350,11 @@ class Runtime:
                 "events were filtered (check mode, events, filter, headers)"
                 for s in self.config.subscribers
                 if s.name not in self._routed and self.router.is_enabled(s.name)]
+
+    def health_details(self) -> dict:
+        """Extra /healthz fields: the role of this node per AMI server (PostgreSQL outbox)."""
+        ha = self.ha
+        return {"ha": {"node": ha.node_id, "servers": ha.snapshot()}} if ha is not None else {}
 
     def circuit_states(self) -> list:
         dispatcher = self.dispatcher

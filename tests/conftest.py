@@ -79,3 +79,13 @@ def pytest_collection_modifyitems(config, items) -> None:
         marker = _DIR_MARKERS.get(first)
         if marker is not None:
             item.add_marker(getattr(pytest.mark, marker))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    # The HA failover gaps (tests/chaos/test_failover.py and the live Asterisk one): figures, printed
+    # whichever of the two suites ran.
+    from tests.chaos.ha_audit import GAPS, format_gaps
+
+    if GAPS:
+        terminalreporter.section("failover gaps (figures, not assertions)")
+        terminalreporter.write_line(format_gaps(GAPS))

@@ -76,6 +76,7 @@ LAYERS = [
     {"bridge.events"},
     {"bridge.calls"},
     {"bridge.outbox", "bridge.erp"},
+    {"bridge.ha"},
     {"bridge.soap", "bridge.health", "bridge.observability", "bridge.preflight"},
     {"bridge.runtime"},
     {"bridge.cli", "bridge.__main__"},

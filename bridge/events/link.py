@@ -38,7 +38,7 @@ def _event(server: str, name: str, headers: list[tuple[str, str]], now: float) -
     headers = [("Event", name), ("Server", server), *headers]
     return BridgeEvent(server=server, name=name, kind=LINK, headers=tuple(headers),
                        text="\r\n".join(f"{k}: {v}" for k, v in headers), order_key=order_key(server),
-                       time=datetime.fromtimestamp(now, timezone.utc))
+                       time=datetime.fromtimestamp(now, timezone.utc), local=True)
 
 
 def lost_calls(events: Sequence[BridgeEvent]) -> int:

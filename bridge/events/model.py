@@ -23,7 +23,8 @@ _CLEAR = ~((0xF << 76) | (0x3 << 62))
 
 
 def new_event_uuid() -> str:
-    """The idempotency key an ERP sees as `id` (a version-4 UUID); stable across re-deliveries."""
+    """A random idempotency key (version-4 UUID), for events a node makes itself; events from the
+    AMI stream get deterministic ids instead (bridge.events.ids). Stable across re-deliveries."""
     h = "%032x" % ((_rng.getrandbits(128) & _CLEAR) | _VERSION_4)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -49,6 +50,9 @@ class BridgeEvent:
     event_uuid: str = field(default_factory=new_event_uuid)
     call: Mapping[str, str] | None = None  # normalized call fields, for the PushEvent body
     received_monotonic: float = 0.0  # time.monotonic() at AMI arrival, for latency metrics
+    # True for what this node makes itself (LinkDown/LinkUp, a resync's CallEnded): its id is
+    # random, not derived from the AMI stream, so only the leader of `server` writes it (bridge.ha).
+    local: bool = False
 
     def get(self, name: str, default: str | None = None) -> str | None:
         lname = name.lower()

@@ -11,6 +11,7 @@ from typing import Protocol, Sequence
 from bridge.ami.actions import Action
 from bridge.ami.message import Banner, Message
 from bridge.errors import BridgeError
+from bridge.events.ids import EventIds, derived_id
 from bridge.events.link import NEVER_UP_REASON, STOPPING_REASON, LinkWatch, lost_calls
 from bridge.events.model import RAW, BridgeEvent, EventSink
 from bridge.events.router import Router
@@ -56,13 +57,24 @@ class _RawView:
 
 
 def raw_event(server: str, message: Message, received_monotonic: float = 0.0,
-              call_id: str | None = None) -> BridgeEvent:
+              call_id: str | None = None, event_uuid: str | None = None) -> BridgeEvent:
     """The raw BridgeEvent of an AMI event; its order key keeps one call's events together:
     the call id when the tracker knows it, else Linkedid, Uniqueid or Channel."""
     order_key = (call_id or message.get("Linkedid") or message.get("Uniqueid")
                  or message.get("Channel") or _ari_channel(message) or message.event or "")
-    return BridgeEvent(server=server, name=message.event or "", kind=RAW, headers=message.headers,
-                       text=message.text, order_key=order_key, received_monotonic=received_monotonic)
+    event = BridgeEvent(server=server, name=message.event or "", kind=RAW, headers=message.headers,
+                        text=message.text, order_key=order_key, received_monotonic=received_monotonic)
+    return event if event_uuid is None else replace(event, event_uuid=event_uuid)
+
+
+def _with_derived_ids(source_id: str, events: list[BridgeEvent]) -> list[BridgeEvent]:
+    """Normalized events caused by one raw event: ids from its id, their name and their rank."""
+    seen: dict[str, int] = {}
+    out = []
+    for event in events:
+        index = seen[event.name] = seen.get(event.name, -1) + 1
+        out.append(replace(event, event_uuid=derived_id(source_id, event.name, index)))
+    return out
 
 
 def _ari_channel(message: Message) -> str | None:
@@ -78,8 +90,9 @@ class Pipeline:
 
     def __init__(self, server_tracker: CallModel, router: Router, sink: EventSink,
                  metrics: PipelineMetrics | None = None, clients: Sequence = (),
-                 link_watch: LinkWatch | None = None) -> None:
+                 link_watch: LinkWatch | None = None, ids: EventIds | None = None) -> None:
         self.tracker = server_tracker
+        self.ids = ids or EventIds()
         self.router = router
         self.sink = sink
         self.metrics = metrics
@@ -105,10 +118,17 @@ class Pipeline:
         if metrics is not None:
             metrics.event_received(server)
         normalized = self.tracker.feed(server, message)
+        # Every event gets its id, routed or not: a repeat's occurrence index must count the
+        # same events on every node (bridge.events.ids).
+        key = self.ids.raw_key(server, message.text)
+        if normalized:
+            normalized = _with_derived_ids(self.ids.spell(key), normalized)
         names = self.router.route(_RawView(message, server))
         if names:
+            event_uuid = self.ids.spell(key)
             uid = message.get("Uniqueid") or message.get("Uniqueid1") or _ari_channel(message)
-            self._accept(raw_event(server, message, arrived, self.tracker.call_id_of(server, uid)), names)
+            self._accept(raw_event(server, message, arrived, self.tracker.call_id_of(server, uid),
+                                   event_uuid), names)
         elif metrics is not None:
             metrics.event_filtered(server)
         for event in normalized:   # after the raw event that caused them
@@ -140,6 +160,17 @@ class Pipeline:
                 reason = f"{NEVER_UP_REASON}: {client.stats.last_error or 'no login yet'}"
                 self._deliver(self.link_watch.down(server, reason), time.monotonic())
 
+    def link_taken_over(self, server: str) -> None:
+        """This node just became the leader of `server` (bridge.ha): its LinkUp, so the ERP's last
+        word on the link is "up" even when the old leader's was a LinkDown."""
+        client = self._clients.get(server)
+        if client is None or not client.connected:
+            return
+        banner = getattr(client, "banner", None)
+        with self._link_lock:
+            self._deliver(self.link_watch.up(server, getattr(client, "asterisk_version", None),
+                                             banner.version_text if banner else None, None), time.monotonic())
+
     def stopping(self) -> None:
         """The bridge is shutting its links: the LinkDowns that follow say so."""
         self._stopping = True
@@ -157,8 +188,8 @@ class Pipeline:
             return None
         live = [m for m in result.events if (m.event or "").lower() == "coreshowchannel"]
         ended = self.tracker.reconcile(server, live, since_mark=mark)
-        for event in ended:
-            self._deliver(event, time.monotonic())
+        for event in ended:   # this node's own conclusion: written only by the leader (bridge.ha)
+            self._deliver(replace(event, local=True), time.monotonic())
         return lost_calls(ended)
 
     # -- helpers -------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.backoff import Backoff
+from bridge.errors import NotLeader
 from bridge.events.model import BridgeEvent
 from bridge.outbox import queries
 from bridge.outbox.models import PENDING
@@ -40,6 +41,7 @@ class WriterStats:
     batches: int = 0
     backpressure_waits: int = 0  # accept() calls that found the queue full and had to wait
     db_failures: int = 0
+    refused: int = 0            # events whose commit the commit_guard refused (HA: handed back)
 
 
 def _cost(event: BridgeEvent) -> int:
@@ -76,13 +78,20 @@ class OutboxWriter(threading.Thread):
                  queue_max_events: int = 100_000, queue_max_bytes: int = 64 * 1024 * 1024, *,
                  envelope_builder: Callable[[BridgeEvent], str],
                  on_commit: Callable[[Sequence[BridgeEvent], int, set[str]], None] | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 commit_guard: Callable[[Connection, set[str]], None] | None = None,
+                 on_refused: Callable[[list[tuple[BridgeEvent, tuple[str, ...]]]], None] | None = None) -> None:
         super().__init__(name="outbox-writer", daemon=True)
         self.engine = engine
         self.batch_max_events = max(1, batch_max_events)
         self.batch_max_delay_s = batch_max_delay_s
         self.envelope_builder = envelope_builder
         self.on_commit = on_commit
+        # HA fencing (bridge.ha): run inside the insert transaction just before COMMIT with the
+        # batch's servers; NotLeader(servers) rolls back, those servers' events go to on_refused
+        # and the rest of the batch is committed without them.
+        self.commit_guard = commit_guard
+        self.on_refused = on_refused
         self.stats = WriterStats()
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_max_events))
@@ -135,7 +144,13 @@ class OutboxWriter(threading.Thread):
     def queued(self) -> int:
         """Events accepted but not yet committed (queued or in a built batch)."""
         with self._lock:
-            return self.stats.accepted - self.stats.committed
+            return self.stats.accepted - self.stats.committed - self.stats.refused
+
+    @property
+    def settled(self) -> int:
+        """Events accepted so far whose fate is decided (committed or refused), in accept order."""
+        with self._lock:
+            return self.stats.committed + self.stats.refused
 
     def start(self) -> None:
         self._committer.start()
@@ -233,6 +248,13 @@ class OutboxWriter(threading.Thread):
             try:
                 with self.engine.begin() as conn:
                     queries.insert_batch(conn, rows)
+                    if self.commit_guard is not None:
+                        self.commit_guard(conn, {event.server for event, _ in batch})
+            except NotLeader as exc:
+                batch, rows = self._refuse(batch, rows, exc.servers)
+                if not batch:
+                    break
+                continue
             except SQLAlchemyError as exc:
                 self.stats.db_failures += 1
                 failures += 1
@@ -258,6 +280,20 @@ class OutboxWriter(threading.Thread):
                 self.on_commit([e for e, _ in batch], len(rows), {row["subscriber"] for row in rows})
             except Exception:
                 log.exception("outbox on_commit hook failed")
+
+    def _refuse(self, batch, rows: list[dict], servers: frozenset[str]):
+        """Take the events of `servers` out of the batch and hand them to on_refused."""
+        refused = [(event, subs) for event, subs in batch if event.server in servers]
+        log.warning("outbox commit refused for %d event(s): %s", len(refused), NotLeader(servers))
+        with self._lock:
+            self.stats.refused += len(refused)
+        if self.on_refused is not None:
+            try:
+                self.on_refused(refused)
+            except Exception:
+                log.exception("outbox on_refused hook failed")
+        return ([(e, subs) for e, subs in batch if e.server not in servers],
+                [row for row in rows if row["server"] not in servers])
 
     def _log_backpressure(self) -> None:
         now = time.monotonic()

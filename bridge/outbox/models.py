@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Index, Integer, MetaData, PrimaryKeyConstraint,
-                        String, Text, UniqueConstraint, text)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, Index, Integer, MetaData,
+                        PrimaryKeyConstraint, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 PENDING = "pending"
@@ -94,3 +94,20 @@ class OutboxHead(Base):
         # Claim: a subscriber's due heads, oldest due first (row_id breaks ties: older calls first).
         Index("ix_outbox_head_due", "subscriber", "next_attempt_at", "row_id"),
     )
+
+
+class HaLease(Base):
+    """Who listens to one AMI server (bridge.ha): one row per `[[ami]] name`, PostgreSQL clock times.
+
+    `token` grows by one at every takeover (the fencing token); a node writes events of `server`
+    only while its (node, token) is this row's and `expires_at` is in the future (bridge.ha.lease)."""
+
+    __tablename__ = "ha_lease"
+
+    server: Mapped[str] = mapped_column(String(128), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255))
+    token: Mapped[int] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    renewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    handover: Mapped[bool] = mapped_column(Boolean, default=False)   # `ha step-down` asked the leader to go

@@ -40,8 +40,9 @@ def free_port() -> int:
 class Pbx:
     """One Asterisk instance in a short temp dir (the control socket path must stay < 108 bytes)."""
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, *, timestamp_events: bool = False) -> None:
         self.home = home or asterisk_dir()
+        self.timestamp_events = timestamp_events   # manager.conf timestampevents (docs/ha.md asks for it)
         self.script = self.home / "run-asterisk.sh"
         self.dir = Path(tempfile.mkdtemp(prefix="abl-", dir="/tmp"))
         self.ami_port = free_port()
@@ -55,6 +56,8 @@ class Pbx:
         shutil.copytree(ETC, etc)
         _set(etc / "manager.conf", r"^port = \d+", f"port = {self.ami_port}")
         _set(etc / "http.conf", r"^bindport = \d+", f"bindport = {self.http_port}")
+        if self.timestamp_events:
+            _set(etc / "manager.conf", r"^\[general\]$", "[general]\ntimestampevents = yes")
         # Asterisk looks a prompt up as <language>/<name> when the language is a path.
         prompts = self.dir / "prompts"
         prompts.mkdir()

@@ -122,19 +122,26 @@ def _order_problems(rows: list[dict], first_index: dict[str, int]) -> list[str]:
 
 
 def format_summary(results: list[AuditResult]) -> str:
-    table = [COLUMNS] + [tuple(str(c) for c in r.cells()) for r in results]
-    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = format_table(COLUMNS, [r.cells() for r in results], text_columns=2)
     for r in results:
         for problem in r.problems:
             lines.append(f"  ! {r.scenario}: {problem}")
     return "\n".join(lines)
 
 
-def write_summary_file(results: list[AuditResult]) -> None:
+def format_table(columns: tuple[str, ...], rows: list[tuple], text_columns: int) -> list[str]:
+    """Lines of a plain-text table: the first `text_columns` left-aligned, the figures right-aligned."""
+    table = [columns] + [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    lines = ["  ".join(cell.ljust(w) if i < text_columns else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def write_summary_file(results: list[AuditResult], extra: str = "") -> None:
+    """BRIDGE_CHAOS_SUMMARY=FILE: the table (and `extra`, e.g. the failover gaps) in FILE too."""
     path = os.environ.get("BRIDGE_CHAOS_SUMMARY")
     if path and results:
         with open(path, "w", encoding="utf-8") as fh:
-            fh.write(format_summary(results) + "\n")
+            fh.write(format_summary(results) + "\n" + (f"\n{extra}\n" if extra else ""))

@@ -24,6 +24,14 @@ def scale(short, full):
     return full if FULL else short
 
 
+def newest_session(sim) -> int:
+    """The number of the simulator's newest AMI session (0: none yet)."""
+    return max((s.number for s in sim.sessions), default=0)
+
+
+def logged_in_after(sim, number: int) -> bool:
+    """A session newer than `number` has logged in: a (re)started bridge is listening."""
+    return any(s.number > number and s.logged_in for s in sim.sessions)
 
 
 def ami_config(port: int, **kw) -> AmiConfig:
@@ -50,14 +58,14 @@ class Rig:
     """One bridge under test. Use as a context manager; `finish()` drains, then audit."""
 
     def __init__(self, tmp_path: Path, db_url: str, *, rate_per_s: float = 500.0, seed: int = 0,
-                 ami_kw: dict | None = None, sub_kw: dict | None = None) -> None:
+                 ami_kw: dict | None = None, sub_kw: dict | None = None, timestamps: bool = False) -> None:
         from bridge.testing.fake_erp import FakeErp
 
         self.tmp_path, self.db_url = tmp_path, db_url
         self.ami_kw, self.sub_kw = ami_kw or {}, sub_kw or {}
         self.sink = FakeErp()
         self.holder = SimHolder()
-        self.stream = EventStream(self.holder, rate_per_s, seed=seed)
+        self.stream = EventStream(self.holder, rate_per_s, seed=seed, timestamps=timestamps)
         self.runtime = None
         self.port = 0
 

@@ -34,9 +34,12 @@ class EventStream(threading.Thread):
     """Emits `rate_per_s` events until stopped; `match_ratio` of them match the chaos filter."""
 
     def __init__(self, holder: SimHolder, rate_per_s: float, match_ratio: float = 0.2, seed: int = 0,
-                 server: str = "pbx1") -> None:
+                 server: str = "pbx1", timestamps: bool = False) -> None:
         super().__init__(name="chaos-stream", daemon=True)
         self.holder, self.rate_per_s, self.match_ratio = holder, rate_per_s, match_ratio
+        # manager.conf `timestampevents = yes`: Asterisk's microsecond Timestamp after Privilege,
+        # what the HA setup asks for (docs/ha.md: it makes an event's id the same on every node).
+        self.timestamps = timestamps
         self.rng = random.Random(seed)
         self.sent = 0                       # events emitted (whether or not anybody listened)
         self.matched_sent = 0
@@ -74,6 +77,8 @@ class EventStream(threading.Thread):
         self._seq += 1
         matched = force_match or self.rng.random() < self.match_ratio
         pairs = self._matching(seq) if matched else self._noise(seq)
+        if self.timestamps:
+            pairs.insert(2, ("Timestamp", f"{time.time():.6f}"))
         sim = self.holder.current
         offered = False
         if sim is not None:

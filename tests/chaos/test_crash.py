@@ -2,81 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 from tests.chaos.audit import audit, outbox_rows, seq_of
 from bridge.testing.helpers import wait_until
-from tests.chaos.rig import AMI_SECRET, FILTER, Rig, scale
+from tests.chaos.procs import BridgeProcess, write_config
+from tests.chaos.rig import Rig, logged_in_after, newest_session, scale
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def write_config(path: Path, ami_port: int, sink_url: str, db_url: str) -> Path:
-    path.write_text(f"""
-[database]
-url = "{db_url}"
-[[ami]]
-name = "pbx1"
-port = {ami_port}
-username = "bridge"
-secret = "${{AMI_SECRET}}"
-reconnect_base = "100ms"
-reconnect_cap = "500ms"
-[[subscriber]]
-name = "erp"
-url = "{sink_url}"
-mode = "raw"
-filter = "{FILTER}"
-retry_base = "50ms"
-retry_cap = "500ms"
-read_timeout = "1s"
-[logging]
-level = "WARNING"
-""", encoding="utf-8")
-    return path
-
-
-class BridgeProcess:
-    """The real CLI in a child process, started and SIGKILLed by the test."""
-
-    def __init__(self, config: Path, log_path: Path) -> None:
-        self.config, self.log_path = config, log_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-        env["AMI_SECRET"] = AMI_SECRET
-        with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-c", str(self.config)],
-                                         cwd=ROOT, env=env, stdout=log, stderr=log)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
-
-
-def newest_session(rig: Rig) -> int:
-    return max((s.number for s in rig.sim.sessions), default=0)
-
-
-def logged_in_after(rig: Rig, number: int) -> bool:
-    return any(s.number > number and s.logged_in for s in rig.sim.sessions)
 
 
 class _ProcessRig(Rig):
@@ -91,16 +24,16 @@ class _ProcessRig(Rig):
         self.restart()
 
     def restart(self) -> None:
-        before = newest_session(self)
+        before = newest_session(self.sim)
         self.bridge.start()
-        assert wait_until(lambda: logged_in_after(self, before), 20.0), self.log_tail()
+        assert wait_until(lambda: logged_in_after(self.sim, before), 20.0), self.log_tail()
 
     def stop_bridge(self) -> None:
         if getattr(self, "bridge", None) is not None:
             self.bridge.terminate()
 
     def log_tail(self) -> str:
-        return (self.tmp_path / "bridge.log").read_text(errors="replace")[-3000:]
+        return self.bridge.log_tail()
 
 
 def test_no_accepted_event_lost_when_bridge_is_sigkilled_at_random_points(tmp_path):

@@ -47,19 +47,27 @@ def systemd_analyze() -> str:
     return found
 
 
-def test_systemd_unit_passes_systemd_analyze_verify(tmp_path):
-    # A root directory holding the distribution's units, ours, and an executable where the README
-    # installs the bridge: verify then checks every directive and the ExecStart paths as written.
-    analyze = systemd_analyze()
+def installed_root(tmp_path: Path, drop_ins: tuple[Path, ...] = ()) -> Path:
+    """A root directory holding the distribution's units, ours (with `drop_ins` in its .d
+    directory), and an executable where the README installs the bridge: `systemd-analyze verify
+    --root` then checks every directive and the ExecStart paths as written."""
     root = tmp_path / "root"
-    units = Path("/usr/lib/systemd/system")
-    shutil.copytree(units, root / "usr/lib/systemd/system", symlinks=True)
-    (root / "etc/systemd/system").mkdir(parents=True)
-    shutil.copy2(UNIT, root / "etc/systemd/system" / UNIT.name)
+    shutil.copytree(Path("/usr/lib/systemd/system"), root / "usr/lib/systemd/system", symlinks=True)
+    units = root / "etc/systemd/system"
+    (units / f"{UNIT.name}.d").mkdir(parents=True)
+    shutil.copy2(UNIT, units / UNIT.name)
+    for drop_in in drop_ins:
+        shutil.copy2(drop_in, units / f"{UNIT.name}.d" / drop_in.name)
     executable = root / "opt/asterisk-bridge/bin/asterisk-bridge"
     executable.parent.mkdir(parents=True)
     executable.write_text("#!/bin/sh\n")
     executable.chmod(0o755)
+    return root
+
+
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path):
+    analyze = systemd_analyze()
+    root = installed_root(tmp_path)
     result = subprocess.run([analyze, "verify", f"--root={root}", UNIT.name], capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr.strip() == "" and result.stdout.strip() == "", result
 
