@@ -59,6 +59,13 @@ class BridgeEvent:
         return next((v for k, v in self.headers if k.lower() == lname), default)
 
 
+def queued_cost(event: BridgeEvent) -> int:
+    """What a queued event costs in memory, roughly: its text and its header values (the same
+    characters again, up to 2 bytes each once one is Cyrillic), then its envelope, plus objects.
+    The outbox writer's queue and a standby's buffer (bridge.ha.gate) are both bounded by it."""
+    return 4 * len(event.text) + 1024
+
+
 class EventSink(Protocol):
     """Where routed events go: the outbox writer implements it.
 

@@ -21,15 +21,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from bridge.events.model import BridgeEvent, EventSink
+from bridge.events.model import BridgeEvent, EventSink, queued_cost
 
 log = logging.getLogger(__name__)
 
 BUFFER_MAX_BYTES = 256 * 1024 * 1024   # a standby's memory bound; past it the oldest events go first
-
-
-def _cost(event: BridgeEvent) -> int:
-    return 4 * len(event.text) + 1024   # as the writer counts it (bridge.outbox.ingest)
 
 
 @dataclass
@@ -48,7 +44,7 @@ class _Server:
         self.lock = threading.Lock()
         self.leader = False
         self.buffer: deque[tuple[float, BridgeEvent, tuple[str, ...]]] = deque()
-        self.refused: list[tuple[float, BridgeEvent, tuple[str, ...]]] = []
+        self.refused: deque[tuple[float, BridgeEvent, tuple[str, ...]]] = deque()
         self.bytes = 0
 
 
@@ -88,7 +84,7 @@ class StandbyGate:
                 return
             now = self._clock()
             state.buffer.append((now, event, tuple(subscribers)))
-            state.bytes += _cost(event)
+            state.bytes += queued_cost(event)
             self.stats.buffered += 1
             self._prune(state, now)
 
@@ -98,8 +94,8 @@ class StandbyGate:
         state = self._server(server)
         with state.lock:
             self._prune(state, self._clock())
-            replay = state.refused + list(state.buffer)
-            state.refused, state.buffer, state.bytes = [], deque(), 0
+            replay = [*state.refused, *state.buffer]
+            state.refused, state.buffer, state.bytes = deque(), deque(), 0
             for _, event, subscribers in replay:
                 self.sink.accept(event, subscribers)
             state.leader = True
@@ -122,7 +118,7 @@ class StandbyGate:
                 if event.local:
                     continue
                 state.refused.append((now, event, tuple(subscribers)))
-                state.bytes += _cost(event)
+                state.bytes += queued_cost(event)
 
     def buffered(self, server: str) -> int:
         state = self._server(server)
@@ -134,7 +130,7 @@ class StandbyGate:
         dropped = 0
         for queue in (state.refused, state.buffer):
             while queue and (queue[0][0] < horizon or state.bytes > self.max_bytes):
-                _, event, _ = queue.pop(0) if isinstance(queue, list) else queue.popleft()
-                state.bytes -= _cost(event)
+                _, event, _ = queue.popleft()
+                state.bytes -= queued_cost(event)
                 dropped += 1
         self.stats.expired += dropped

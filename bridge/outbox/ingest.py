@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.backoff import Backoff
 from bridge.errors import NotLeader
-from bridge.events.model import BridgeEvent
+from bridge.events.model import BridgeEvent, queued_cost
 from bridge.outbox import queries
 from bridge.outbox.models import PENDING
 
@@ -42,12 +42,6 @@ class WriterStats:
     backpressure_waits: int = 0  # accept() calls that found the queue full and had to wait
     db_failures: int = 0
     refused: int = 0            # events whose commit the commit_guard refused (HA: handed back)
-
-
-def _cost(event: BridgeEvent) -> int:
-    """What a queued event costs in memory, roughly: its text and its header values (the same
-    characters again, up to 2 bytes each once one is Cyrillic), then its envelope, plus objects."""
-    return 4 * len(event.text) + 1024
 
 
 def outbox_rows(event: BridgeEvent, subscribers: Sequence[str], payload: str, now: datetime,
@@ -119,7 +113,7 @@ class OutboxWriter(threading.Thread):
         """Queue `event` for `subscribers`; blocks while the queue is full (never drops)."""
         if not subscribers:
             return
-        size = _cost(event)
+        size = queued_cost(event)
         item = (event, tuple(subscribers), size)
         with self._room:
             if self._queued_bytes and self._queued_bytes + size > self.queue_max_bytes:
