@@ -121,11 +121,12 @@ class Pipeline:
         # Every event gets its id, routed or not: a repeat's occurrence index must count the
         # same events on every node (bridge.events.ids).
         key = self.ids.raw_key(server, message.text)
-        if normalized:
-            normalized = _with_derived_ids(self.ids.spell(key), normalized)
         names = self.router.route(_RawView(message, server))
+        # Spelled once, and only for an event something keeps (the raw one or what it caused).
+        event_uuid = self.ids.spell(key) if names or normalized else None
+        if normalized:
+            normalized = _with_derived_ids(event_uuid, normalized)
         if names:
-            event_uuid = self.ids.spell(key)
             uid = message.get("Uniqueid") or message.get("Uniqueid1") or _ari_channel(message)
             self._accept(raw_event(server, message, arrived, self.tracker.call_id_of(server, uid),
                                    event_uuid), names)
