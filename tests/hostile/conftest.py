@@ -269,15 +269,6 @@ def bridge_factory(tmp_path, simulator):
         proc.stop()
 
 
-def wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
-
-
 @pytest.fixture(scope="module")
 def shared_bridge(tmp_path_factory):
     """One bridge for a whole module (a start costs ~2 s): tests that

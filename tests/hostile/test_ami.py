@@ -12,7 +12,8 @@ import time
 import pytest
 from lxml import etree
 
-from tests.hostile.conftest import AMI_SECRET, BridgeProcess, wait_until
+from bridge.testing.helpers import wait_until
+from tests.hostile.conftest import AMI_SECRET, BridgeProcess
 from tests.hostile.erp import HostileErp
 
 LEGIT_S = 1.0
@@ -56,7 +57,7 @@ def test_control_characters_from_ami_do_not_break_the_state_answers(policy_rig):
         if (dict(step.headers).get("Event") or "").startswith("Hangup"):
             break
         simulator.emit(step.headers)
-    assert wait_until(lambda: b"Evil" in bridge.soap_call(_envelope("<m:GetActiveCalls/>"))[1], 5)
+    assert wait_until(lambda: b"Evil" in bridge.soap_call(_envelope("<m:GetActiveCalls/>"))[1], 5, 0.05)
     status, body, _ = bridge.soap_call(_envelope("<m:GetActiveCalls/>"))
     assert status == 200 and _text(body, "fromName") == ["Evil\\x01\\x1b[31m\\x0bName"]
     status, body, _ = bridge.soap_call(_envelope("<m:GetExtensionState><m:extension>902</m:extension>"
