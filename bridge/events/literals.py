@@ -39,17 +39,26 @@ def is_plain(pattern: str) -> bool:
     return not METACHARACTERS.intersection(pattern)
 
 
-def required_literal(pattern: str, flags: int = re.DOTALL) -> str | None:
-    """A string every match of `pattern` contains (the most selective one found), or None."""
-    if is_plain(pattern):
-        return pattern or None
+def _parse_case_sensitive(pattern: str, flags: int) -> list | None:
+    """The parsed items of `pattern`, or None when it does not parse or ignores case (a literal
+    found in it would then not be one every match contains byte for byte)."""
     try:
         parsed = sre_parse.parse(pattern, flags)
     except re.error:
         return None
     if parsed.state.flags & _IGNORECASE:
         return None
-    literals = _required(list(parsed))
+    return list(parsed)
+
+
+def required_literal(pattern: str, flags: int = re.DOTALL) -> str | None:
+    """A string every match of `pattern` contains (the most selective one found), or None."""
+    if is_plain(pattern):
+        return pattern or None
+    items = _parse_case_sensitive(pattern, flags)
+    if items is None:
+        return None
+    literals = _required(items)
     # Digits make the best prefilter: extension numbers are rare in AMI text, words are not.
     return max(literals, key=lambda s: (any(c.isdigit() for c in s), len(s)), default=None)
 
@@ -57,13 +66,9 @@ def required_literal(pattern: str, flags: int = re.DOTALL) -> str | None:
 def branch_literals(pattern: str, flags: int = re.DOTALL) -> list[tuple[str, set[str]]] | None:
     """Per top-level alternative of `pattern` (`a|b|c`), its text and the literals every match of
     it contains; None when the pattern does not parse or ignores case."""
-    try:
-        parsed = sre_parse.parse(pattern, flags)
-    except re.error:
+    items = _parse_case_sensitive(pattern, flags)
+    if items is None:
         return None
-    if parsed.state.flags & _IGNORECASE:
-        return None
-    items = list(parsed)
     if len(items) == 1 and items[0][0] is _BRANCH:
         texts = _split_top_level(pattern)
         branches = items[0][1][1]
